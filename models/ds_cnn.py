@@ -1,0 +1,52 @@
+"""DS-CNN (Zhang et al. 2017, "Hello Edge"); the S size is MLPerf Tiny's KWS reference."""
+
+from tfkd._keras import keras
+
+__all__ = ["ds_cnn", "PRESETS"]
+
+#: size -> (channels, depthwise-separable blocks), from the Hello Edge paper.
+PRESETS = {"s": (64, 4), "m": (172, 4), "l": (276, 5)}
+
+
+def ds_cnn(input_shape, num_labels, size="s", channels=None, blocks=None, dropout=0.2,
+           first_kernel=(10, 4), first_stride=(2, 2), name=None):
+    """Builds a DS-CNN that returns logits.
+
+    Args:
+      input_shape: ``(frames, features, 1)``.
+      num_labels: output width.
+      size: ``s``, ``m`` or ``l`` (sets channels and blocks unless given).
+      channels: filters of every layer (overrides the preset).
+      blocks: number of depthwise-separable blocks (overrides the preset).
+      dropout: dropout before the classifier (training only; not in the exported graph).
+      first_kernel, first_stride: the first standard convolution.
+      name: model name (default ``ds_cnn_<size>``).
+
+    Returns:
+      A functional ``tf_keras`` model. Layer names are stable (``conv0``, ``dw1``,
+      ``pw1``, ..., ``logits``) so that pruning and feature distillation can name them.
+    """
+    if size not in PRESETS:
+        raise ValueError(f"size: must be one of {', '.join(PRESETS)}, got {size!r}")
+    c, b = PRESETS[size]
+    c = channels or c
+    b = blocks or b
+    if c < 1 or b < 0:
+        raise ValueError(f"channels/blocks: must be positive, got {c}/{b}")
+    inp = keras.Input(input_shape, name="features")
+    x = keras.layers.Conv2D(c, first_kernel, strides=first_stride, padding="same",
+                            use_bias=False, name="conv0")(inp)
+    x = keras.layers.BatchNormalization(name="bn0")(x)
+    x = keras.layers.ReLU(name="relu0")(x)
+    for i in range(1, b + 1):
+        x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"dw{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn_dw{i}")(x)
+        x = keras.layers.ReLU(name=f"relu_dw{i}")(x)
+        x = keras.layers.Conv2D(c, 1, use_bias=False, name=f"pw{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn_pw{i}")(x)
+        x = keras.layers.ReLU(name=f"relu_pw{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    out = keras.layers.Dense(num_labels, name="logits")(x)
+    return keras.Model(inp, out, name=name or f"ds_cnn_{size}")

@@ -1,0 +1,180 @@
+"""Full-integer post-training quantization and the int8 checks on the host.
+
+The model is converted with int8 input and output and ``TFLITE_BUILTINS_INT8`` only; then
+every tensor must be int8/int32 and every op a built-in. The int8 helpers read the
+quantization parameters from the model, never assume them.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["ConversionError", "convert_int8", "model_ops", "check_int8", "io_quantization",
+           "quantize_input", "dequantize_output", "LiteRTRunner", "representative_sample",
+           "convert_float"]
+
+_INT_TYPES = (np.int8, np.int32)
+
+
+class ConversionError(RuntimeError):
+    """The model cannot be converted to (or is not) a pure built-in int8 model."""
+
+
+def _concrete_function(model):
+    shape = [1, *model.input_shape[1:]]
+    fn = tf.function(lambda x: model(x, training=False))
+    return fn.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+
+
+def convert_float(model):
+    """A float32 ``.tflite`` of ``model`` (batch size 1), for conversion checks."""
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_concrete_function(model)], model)
+    return converter.convert()
+
+
+def representative_sample(x, n, seed=0):
+    """Draws ``n`` inputs from ``x`` (the training split) without replacement, seeded."""
+    x = np.asarray(x)
+    if n >= len(x):
+        return x
+    idx = np.random.default_rng(seed).choice(len(x), size=n, replace=False)
+    return x[np.sort(idx)]
+
+
+def convert_int8(model, representative):
+    """Converts a Keras model to a full-int8 ``.tflite`` (int8 in and out).
+
+    Args:
+      model: a ``tf_keras`` model returning logits.
+      representative: float32 inputs ``[N, ...]`` drawn from the training split that
+        calibrate the activation ranges.
+
+    Returns:
+      The ``.tflite`` flatbuffer as bytes, already checked by :func:`check_int8`.
+
+    Raises:
+      ConversionError: an op has no int8 built-in kernel (the message names it).
+    """
+    rep = np.asarray(representative, np.float32)
+    if len(rep) == 0:
+        raise ConversionError("quantize: the representative set is empty")
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_concrete_function(model)], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def gen():
+        for row in rep:
+            yield [row[None]]
+
+    converter.representative_dataset = gen
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        flat = converter.convert()
+    except Exception as e:  # the converter raises several internal error types
+        msg = str(e)
+        ops = sorted(set(_ops_in_message(msg)))
+        what = f"op(s) {', '.join(ops)}" if ops else "an op"
+        raise ConversionError(f"quantize: {what} cannot be converted to built-in int8 "
+                              f"TFLite ({msg.strip().splitlines()[0][:300]})") from None
+    check_int8(flat)
+    return flat
+
+
+def _ops_in_message(msg):
+    import re
+
+    found = re.findall(r"'(?:tf|tfl)\.([A-Za-z0-9_]+)'", msg)
+    return found or re.findall(r"\b(?:tf|tfl)\.([A-Za-z0-9_]+)", msg)
+
+
+def _interpreter(flat):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    return Interpreter(model_content=flat,
+                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+
+def model_ops(flat):
+    """The distinct op names of a ``.tflite`` model, in first-use order (``CONV_2D``, ...)."""
+    ops = []
+    for op in _interpreter(flat)._get_ops_details():
+        if op["op_name"] not in ops:
+            ops.append(op["op_name"])
+    return ops
+
+
+def check_int8(flat):
+    """Checks that a model is pure built-in int8: int8/int32 tensors, built-in ops.
+
+    Returns:
+      The op names (see :func:`model_ops`).
+
+    Raises:
+      ConversionError: naming the first float tensor or non-built-in op.
+    """
+    try:
+        interp = _interpreter(flat)
+    except (RuntimeError, ValueError) as e:
+        raise ConversionError(f"quantize: the model does not load in LiteRT: {e}") from None
+    ops = []
+    for op in interp._get_ops_details():
+        name = op["op_name"]
+        if name in ("DELEGATE", "CUSTOM") or name.startswith("Flex") or not name.isupper():
+            raise ConversionError(f"quantize: op {name} is not a TFLite built-in")
+        if name not in ops:
+            ops.append(name)
+    for t in interp.get_tensor_details():
+        if t["dtype"] not in _INT_TYPES:
+            raise ConversionError(f"quantize: tensor {t['name']!r} is {np.dtype(t['dtype']).name}, "
+                                  "not int8/int32")
+    return ops
+
+
+def io_quantization(flat):
+    """``((in_scale, in_zero_point), (out_scale, out_zero_point))`` read from the model."""
+    interp = _interpreter(flat)
+    i = interp.get_input_details()[0]["quantization"]
+    o = interp.get_output_details()[0]["quantization"]
+    return (float(i[0]), int(i[1])), (float(o[0]), int(o[1]))
+
+
+def quantize_input(x, scale, zero_point):
+    """Float → int8 as TFLite does: round(x / scale) + zero_point, saturated to int8."""
+    q = np.round(np.asarray(x, np.float32) / scale) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize_output(q, scale, zero_point):
+    """int8 → float: (q - zero_point) * scale (int32 first: int8 arithmetic would wrap)."""
+    return (np.asarray(q, np.int32) - zero_point).astype(np.float32) * scale
+
+
+class LiteRTRunner:
+    """Runs a ``.tflite`` model in LiteRT, one sample at a time (batch 1 as on the device)."""
+
+    def __init__(self, flat):
+        self.interp = _interpreter(flat)
+        self.interp.allocate_tensors()
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+
+    def run_int8(self, x_q):
+        """Raw int8 outputs ``[N, C]`` for int8 inputs ``[N, ...]``."""
+        outs = []
+        for row in np.asarray(x_q):
+            self.interp.set_tensor(self.inp["index"], row[None].astype(self.inp["dtype"]))
+            self.interp.invoke()
+            outs.append(self.interp.get_tensor(self.out["index"])[0].copy())
+        return np.stack(outs) if outs else np.zeros((0,) + tuple(self.out["shape"][1:]), np.int8)
+
+    def run_float(self, x):
+        """Float outputs for float inputs (quantizing in and dequantizing out if int8)."""
+        x = np.asarray(x, np.float32)
+        if self.inp["dtype"] == np.int8:
+            s, z = self.inp["quantization"]
+            x = quantize_input(x, s, z)
+        y = self.run_int8(x)
+        if self.out["dtype"] == np.int8:
+            s, z = self.out["quantization"]
+            y = dequantize_output(y, s, z)
+        return y

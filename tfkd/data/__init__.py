@@ -1,0 +1,1 @@
+"""Keyword-spotting data: WAV reading, folder and TFDS sources, frontend, augmentation."""
