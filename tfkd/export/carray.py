@@ -29,7 +29,9 @@ def c_identifier(name):
 
 def resolver_method(op_name):
     """The ``MicroMutableOpResolver`` method for a builtin op (``DEPTHWISE_CONV_2D`` → ``AddDepthwiseConv2D``)."""
-    camel = _RESOLVER_EXCEPTIONS.get(op_name) or "".join(p.capitalize() for p in op_name.split("_"))
+    # Parts that start with a digit keep their case: CONV_2D -> Conv2D, not Conv2d.
+    camel = _RESOLVER_EXCEPTIONS.get(op_name) or "".join(
+        p if p[:1].isdigit() else p.capitalize() for p in op_name.split("_"))
     return f"Add{camel}"
 
 
