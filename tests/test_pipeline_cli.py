@@ -212,3 +212,26 @@ def test_pipelines_validate():
     for name in ("kws_micro.yaml", "kws_quickstart.yaml"):
         res = _invoke("validate", os.path.join(ROOT, "pipelines", name), "--set", f"data.path={MINI}")
         assert res.exit_code == 0, res.output
+
+
+def test_born_again_generations_without_teacher(tmp_path):
+    cfg = _write(tmp_path, TINY)
+    out = tmp_path / "run"
+    res = _invoke("run", cfg, "--out", str(out), "--stop-after", "distill", "--set", "teacher=null",
+                  "--set", "distill.generations=2")
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert "teacher" not in m and len(m["distill"]["generations"]) == 2
+    assert m["distill"]["accuracy"] == m["distill"]["generations"][-1]
+
+
+def test_teacher_assistant_chain(tmp_path):
+    cfg = _write(tmp_path, TINY)
+    out = tmp_path / "run"
+    res = _invoke("run", cfg, "--out", str(out), "--stop-after", "distill",
+                  "--set", "distill.assistants=[{model: ds_cnn, params: {channels: 12, blocks: 1}}]",
+                  "--set", "distill.loss=dkd", "--set", "distill.loss_params={beta: 2.0}")
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["distill"]["assistants"][0]["model"] == "ds_cnn"
+    assert m["distill"]["assistants"][0]["params"] > m["distill"]["params"]
