@@ -34,7 +34,6 @@ from tfkd.config import load  # noqa: E402
 from tfkd.data import frontend, speech  # noqa: E402
 from tfkd.export import micro  # noqa: E402
 from tfkd.models import build  # noqa: E402
-from tfkd.pipeline.stages import int8_scores  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIPELINE = os.path.join(HERE, "..", "pipelines", "kws_micro.yaml")
@@ -136,7 +135,7 @@ def peer(cfg, data_path):
     pruned_acc = float(np.mean(pruned.predict(xs, verbose=0).argmax(-1) == ys))
     rng = np.random.default_rng(0)
     flat = q.convert_int8(pruned, xt[rng.choice(len(xt), min(500, len(xt)), replace=False)])
-    scores, _ = int8_scores(flat, xs, ys)
+    scores, _ = q.score_int8(flat, xs, ys)
     wall = time.perf_counter() - start
     return {"teacher_accuracy": float(np.mean(teacher.predict(xs, verbose=0).argmax(-1) == ys)),
             "float_student_accuracy": float_acc, "pruned_accuracy": pruned_acc,

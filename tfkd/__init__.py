@@ -10,4 +10,18 @@ from tfkd.distill.features import FeaturePair
 from tfkd.registry import Registry, UnknownNameError
 
 __version__ = "0.1.0"
-__all__ = ["Distiller", "FeaturePair", "Registry", "UnknownNameError", "keras", "__version__"]
+__all__ = ["Distiller", "FeaturePair", "Registry", "UnknownNameError", "keras", "__version__",
+           "load_config", "run_pipeline"]
+
+
+def __getattr__(name):
+    # The pipeline pulls in tfmot, LiteRT and TFLM: import it only when asked for.
+    if name == "load_config":
+        from tfkd.config import load
+
+        return load
+    if name == "run_pipeline":
+        from tfkd.pipeline.runner import run_pipeline
+
+        return run_pipeline
+    raise AttributeError(f"module 'tfkd' has no attribute {name!r}")

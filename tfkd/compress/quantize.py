@@ -10,7 +10,7 @@ import tensorflow as tf
 
 __all__ = ["ConversionError", "convert_int8", "model_ops", "check_int8", "io_quantization",
            "quantize_input", "dequantize_output", "LiteRTRunner", "representative_sample",
-           "convert_float"]
+           "convert_float", "score_int8"]
 
 _INT_TYPES = (np.int8, np.int32)
 
@@ -178,3 +178,32 @@ class LiteRTRunner:
             s, z = self.out["quantization"]
             y = dequantize_output(y, s, z)
         return y
+
+
+def score_int8(flat, x, y):
+    """Scores an int8 model on float features in LiteRT and in TFLite Micro.
+
+    Args:
+      flat: the int8 ``.tflite`` bytes.
+      x: float features ``[N, ...]`` (quantized here with the model's own input parameters).
+      y: integer labels ``[N]``.
+
+    Returns:
+      ``(metrics, tflm_predictions)``: ``accuracy_int8`` (LiteRT), ``accuracy_tflm``,
+      ``tflm_litert_agreement`` (argmax), ``tflm_litert_max_step_diff`` (largest output
+      difference in int8 steps) and ``n``.
+
+    Raises:
+      TFLMUnavailableError: ``tflite-micro`` is not installed.
+    """
+    from tfkd.export import micro
+
+    (in_s, in_z), _ = io_quantization(flat)
+    xq = quantize_input(x, in_s, in_z)
+    lite = LiteRTRunner(flat).run_int8(xq)
+    tflm = micro.TFLMRunner(flat).run_int8(xq)
+    steps = int(np.max(np.abs(lite.astype(np.int32) - tflm.astype(np.int32)))) if len(y) else 0
+    pl, pt = lite.argmax(-1), tflm.argmax(-1)
+    return {"accuracy_int8": float(np.mean(pl == y)), "accuracy_tflm": float(np.mean(pt == y)),
+            "tflm_litert_agreement": float(np.mean(pl == pt)), "tflm_litert_max_step_diff": steps,
+            "n": int(len(y))}, pt

@@ -7,7 +7,7 @@ import numpy as np
 
 from tfkd._keras import keras
 from tfkd.data import frontend, speech
-from tfkd.pipeline import stages
+from tfkd.compress import quantize as q
 from tfkd.pipeline.training import accuracy
 
 __all__ = ["EvalError", "evaluate_run"]
@@ -59,7 +59,7 @@ def evaluate_run(run_dir, data_path, split="test"):
     x = frontend.compute(waves, fp)
     with open(need["int8 model"], "rb") as f:
         flat = f.read()
-    scores, _ = stages.int8_scores(flat, x, y)
+    scores, _ = q.score_int8(flat, x, y)
     student = keras.models.load_model(need["student"], compile=False)
     return {"accuracy_int8": scores["accuracy_int8"], "accuracy_tflm": scores["accuracy_tflm"],
             "accuracy_float": accuracy(student, x, y),

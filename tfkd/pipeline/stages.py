@@ -218,24 +218,6 @@ def stage_prune(cfg, out, inputs, ctx):
 
 # -- quantize -----------------------------------------------------------------------------
 
-def int8_scores(flat, x, y):
-    """Runs an int8 model in LiteRT and TFLM on float features.
-
-    Returns:
-      ``(metrics, tflm_predictions)``: LiteRT and TFLM accuracy, argmax agreement and the
-      largest output difference in int8 steps.
-    """
-    (in_s, in_z), _ = q.io_quantization(flat)
-    xq = q.quantize_input(x, in_s, in_z)
-    lite = q.LiteRTRunner(flat).run_int8(xq)
-    tflm = micro.TFLMRunner(flat).run_int8(xq)
-    steps = int(np.max(np.abs(lite.astype(np.int32) - tflm.astype(np.int32)))) if len(y) else 0
-    pl, pt = lite.argmax(-1), tflm.argmax(-1)
-    return {"accuracy_int8": float(np.mean(pl == y)), "accuracy_tflm": float(np.mean(pt == y)),
-            "tflm_litert_agreement": float(np.mean(pl == pt)), "tflm_litert_max_step_diff": steps,
-            "n": int(len(y))}, pt
-
-
 def stage_quantize(cfg, out, inputs, ctx):
     """Converts to full int8 and verifies it on the host in LiteRT and TFLite Micro."""
     data, labels, fp = load_data(inputs["data"])
@@ -252,7 +234,7 @@ def stage_quantize(cfg, out, inputs, ctx):
     float_diff = float(np.max(np.abs(keras_out - lite_out))) if len(probe) else 0.0
     if float_diff > 1e-3 * max(1.0, float(np.max(np.abs(keras_out)))):
         raise VerificationError(f"quantize: float TFLite differs from Keras by {float_diff:.2e}")
-    scores, pred = int8_scores(flat, data["x_test"], data["y_test"])
+    scores, pred = q.score_int8(flat, data["x_test"], data["y_test"])
     if scores["tflm_litert_max_step_diff"] > cfg.quantize.max_step_diff:
         raise VerificationError(
             f"quantize: TFLM and LiteRT outputs differ by {scores['tflm_litert_max_step_diff']} "
