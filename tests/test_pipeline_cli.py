@@ -235,3 +235,23 @@ def test_teacher_assistant_chain(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["distill"]["assistants"][0]["model"] == "ds_cnn"
     assert m["distill"]["assistants"][0]["params"] > m["distill"]["params"]
+
+
+def test_feature_parity_between_training_and_evaluation_paths(full_run):
+    """The same clip gives identical features through the data stage and through eval."""
+    import numpy as np
+    from tfkd.data import frontend, speech
+    from tfkd.pipeline.evaluate import _entries
+
+    _, _, out, _ = full_run
+    labels = json.loads((out / "data" / "labels.json").read_text())
+    fp = frontend.FeatureParams.load(out / "data" / "features.json")
+    with np.load(out / "data" / "features.npz") as z:
+        x_test, y_test = z["x_test"], z["y_test"]
+    index, entries = _entries(MINI, labels, "test")
+    waves, y, _ = speech.load_waves(index, entries, fp.sample_rate, fp.clip_samples)
+    feats = frontend.compute(waves, fp)
+    # the data stage's test split = the folder's clips + synthesized silence (not in eval)
+    real = [i for i, e in enumerate(speech.scan(MINI, labels).split("test")) if e.path is not None]
+    np.testing.assert_array_equal(x_test[real], feats)
+    np.testing.assert_array_equal(y_test[real], y)
