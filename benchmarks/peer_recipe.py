@@ -113,10 +113,12 @@ def peer(cfg, data_path):
     (xt, yt), (xv, yv), (xs, ys) = arrays["train"], arrays["validation"], arrays["test"]
     shape, n = frontend.feature_shape(fp), len(idx.labels)
     scce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    phases = {"data": time.perf_counter() - start}
     teacher = build(cfg.teacher.model, shape, n, **cfg.teacher.params)
     teacher.compile(keras.optimizers.Adam(1e-3), loss=scce, metrics=["sparse_categorical_accuracy"])
     teacher.fit(xt, yt, validation_data=(xv, yv), epochs=cfg.teacher.epochs, batch_size=64, verbose=0,
                 callbacks=[KeepBest(teacher, "val_sparse_categorical_accuracy")])
+    phases["teacher"] = time.perf_counter() - start - sum(phases.values())
     student = build(cfg.student.model, shape, n, **cfg.student.params)
     d = KerasIoDistiller(student=student, teacher=teacher)
     d.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["sparse_categorical_accuracy"],
@@ -124,6 +126,7 @@ def peer(cfg, data_path):
               alpha=0.1, temperature=10)
     d.fit(xt, yt, validation_data=(xv, yv), epochs=cfg.distill.epochs, batch_size=64, verbose=0,
           callbacks=[KeepBest(student, "val_sparse_categorical_accuracy")])
+    phases["distill"] = time.perf_counter() - start - sum(phases.values())
     float_acc = float(np.mean(student.predict(xs, verbose=0).argmax(-1) == ys))
     end_step = int(np.ceil(len(yt) / 64)) * 2
     pruned = tfmot.sparsity.keras.prune_low_magnitude(
@@ -137,6 +140,8 @@ def peer(cfg, data_path):
     flat = q.convert_int8(pruned, xt[rng.choice(len(xt), min(500, len(xt)), replace=False)])
     scores, _ = q.score_int8(flat, xs, ys)
     wall = time.perf_counter() - start
+    phases["prune+quantize"] = wall - sum(phases.values())
+    print("peer phases (s):", {k: round(v, 1) for k, v in phases.items()}, flush=True)
     return {"teacher_accuracy": float(np.mean(teacher.predict(xs, verbose=0).argmax(-1) == ys)),
             "float_student_accuracy": float_acc, "pruned_accuracy": pruned_acc,
             "best_float_student": max(float_acc, pruned_acc),
@@ -167,10 +172,14 @@ def main():
                                                             "speech_commands_dev"))
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="extra --set overrides for the tfkd side")
+    ap.add_argument("--peer-only", action="store_true", help="run the peer recipe alone")
     args = ap.parse_args()
     data = os.path.abspath(args.data)
     cfg = load(PIPELINE, [f"data.path={data}"])
     p = peer(cfg, data)
+    if args.peer_only:
+        print(json.dumps(p, indent=1))
+        return
     t = ours(data, [x for o in args.overrides for x in ("--set", o)])
     keys = ["teacher_accuracy", "float_student_accuracy", "pruned_accuracy", "tflm_int8_accuracy",
             "flash_bytes", "arena_bytes", "wall_s"]

@@ -86,9 +86,14 @@ def cached_dataset(x, y, logits, batch_size, *, shuffle=True, seed=0, sample_wei
     if shuffle:
         idx = idx.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     rnd = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip((idx, rnd)).batch(batch_size).map(
-        pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.zip((idx, rnd)).batch(batch_size).map(pick).prefetch(1)
+    # One input thread, no autotuning: a batch gather is tiny, and on a small CPU the
+    # extra threads only take cores from the training step (measured 9.4 s vs 13.9 s
+    # for 6 epochs of the ResNet teacher on 2 cores; plain NumPy fit: 11.1 s).
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def cache_teacher_logits(teacher, dataset):
