@@ -2,13 +2,14 @@
 
 The peer is what a competent user writes today from the public tutorials:
   * features: the same microfrontend features and speaker-disjoint splits (no augmentation),
-  * a teacher trained with model.fit (same architecture and epochs as tfkd's),
+  * a teacher trained with model.fit (the same architecture as tfkd's, 30 epochs),
   * the keras.io Distiller (teacher run on every step; T=10, alpha=0.1 as in that example),
-    DS-CNN-S student, best epoch kept by validation accuracy,
+    DS-CNN-S student, 40 epochs, best epoch kept by validation accuracy,
   * tfmot magnitude pruning (PolynomialDecay to 50 %) with a short plain fine-tune,
     strip_pruning, then post-training full-int8 quantization.
 Both int8 models are scored in TFLite Micro on the same test split; flash is the
-.tflite size, the arena is TFLM's own figure (host, no margin, for both).
+.tflite size, the arena is TFLM's own figure (host, no margin, for both). Both sides run
+in this one process, after the imports, peer first: wall times are comparable.
 
 Usage: python benchmarks/peer_recipe.py [DATA] [--epochs-scale 1.0]
 (DATA defaults to ../shared/data/speech_commands_dev)
@@ -17,8 +18,6 @@ Usage: python benchmarks/peer_recipe.py [DATA] [--epochs-scale 1.0]
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -37,6 +36,8 @@ from tfkd.models import build  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIPELINE = os.path.join(HERE, "..", "pipelines", "kws_micro.yaml")
+PEER_TEACHER_EPOCHS = 30
+PEER_STUDENT_EPOCHS = 40
 
 
 class KerasIoDistiller(keras.Model):
@@ -116,7 +117,7 @@ def peer(cfg, data_path):
     phases = {"data": time.perf_counter() - start}
     teacher = build(cfg.teacher.model, shape, n, **cfg.teacher.params)
     teacher.compile(keras.optimizers.Adam(1e-3), loss=scce, metrics=["sparse_categorical_accuracy"])
-    teacher.fit(xt, yt, validation_data=(xv, yv), epochs=cfg.teacher.epochs, batch_size=64, verbose=0,
+    teacher.fit(xt, yt, validation_data=(xv, yv), epochs=PEER_TEACHER_EPOCHS, batch_size=64, verbose=0,
                 callbacks=[KeepBest(teacher, "val_sparse_categorical_accuracy")])
     phases["teacher"] = time.perf_counter() - start - sum(phases.values())
     student = build(cfg.student.model, shape, n, **cfg.student.params)
@@ -124,7 +125,7 @@ def peer(cfg, data_path):
     d.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["sparse_categorical_accuracy"],
               student_loss_fn=scce, distillation_loss_fn=keras.losses.KLDivergence(),
               alpha=0.1, temperature=10)
-    d.fit(xt, yt, validation_data=(xv, yv), epochs=cfg.distill.epochs, batch_size=64, verbose=0,
+    d.fit(xt, yt, validation_data=(xv, yv), epochs=PEER_STUDENT_EPOCHS, batch_size=64, verbose=0,
           callbacks=[KeepBest(student, "val_sparse_categorical_accuracy")])
     phases["distill"] = time.perf_counter() - start - sum(phases.values())
     float_acc = float(np.mean(student.predict(xs, verbose=0).argmax(-1) == ys))
@@ -150,15 +151,13 @@ def peer(cfg, data_path):
 
 
 def ours(data_path, overrides):
+    from tfkd.pipeline.runner import run_pipeline
+
+    cfg = load(PIPELINE, [f"data.path={data_path}", "budgets.max_int8_drop=null", *overrides])
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "run")
         start = time.perf_counter()
-        cmd = [sys.executable, "-m", "tfkd.cli", "run", PIPELINE, "--out", out,
-               "--set", f"data.path={data_path}", "--set", "budgets.max_int8_drop=null", *overrides]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        m = run_pipeline(cfg, os.path.join(tmp, "run"), echo=lambda *_: None, tty=False)
         wall = time.perf_counter() - start
-        with open(os.path.join(out, "metrics.json")) as f:
-            m = json.load(f)
     return {"teacher_accuracy": m["teacher"]["accuracy"], "float_student_accuracy": m["distill"]["accuracy"],
             "pruned_accuracy": m["prune"]["accuracy"],
             "best_float_student": max(m["distill"]["accuracy"], m["prune"]["accuracy"]),
@@ -180,7 +179,7 @@ def main():
     if args.peer_only:
         print(json.dumps(p, indent=1))
         return
-    t = ours(data, [x for o in args.overrides for x in ("--set", o)])
+    t = ours(data, args.overrides)
     keys = ["teacher_accuracy", "float_student_accuracy", "pruned_accuracy", "tflm_int8_accuracy",
             "flash_bytes", "arena_bytes", "wall_s"]
     print(f"{'':26s} {'peer recipe':>12s} {'tfkd':>12s}")

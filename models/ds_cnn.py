@@ -2,6 +2,11 @@
 
 from tfkd._keras import keras
 
+# Keras' default (0.99) needs hundreds of steps before the moving statistics are usable;
+# a KWS epoch on a small data set is a few dozen steps, so validation (and best-epoch
+# selection) would see a broken model for many epochs.
+BN_MOMENTUM = 0.9
+
 __all__ = ["ds_cnn", "PRESETS"]
 
 #: size -> (channels, depthwise-separable blocks), from the Hello Edge paper.
@@ -36,14 +41,14 @@ def ds_cnn(input_shape, num_labels, size="s", channels=None, blocks=None, dropou
     inp = keras.Input(input_shape, name="features")
     x = keras.layers.Conv2D(c, first_kernel, strides=first_stride, padding="same",
                             use_bias=False, name="conv0")(inp)
-    x = keras.layers.BatchNormalization(name="bn0")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn0")(x)
     x = keras.layers.ReLU(name="relu0")(x)
     for i in range(1, b + 1):
         x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"dw{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn_dw{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn_dw{i}")(x)
         x = keras.layers.ReLU(name=f"relu_dw{i}")(x)
         x = keras.layers.Conv2D(c, 1, use_bias=False, name=f"pw{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn_pw{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn_pw{i}")(x)
         x = keras.layers.ReLU(name=f"relu_pw{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfkd._keras import keras
 from tfkd.distill.cache import cached_dataset, teacher_logits
-from tfkd.distill.distiller import Distiller
+from tfkd.distill.distiller import INPUTS_KEY, TEACHER_LOGITS_KEY, Distiller
 
 __all__ = ["BestWeights", "views_dataset", "cosine_adam", "fit_plain", "fit_distill", "accuracy",
            "EpochLine"]
@@ -138,7 +138,10 @@ def fit_distill(student, teacher, data, cfg, epochs, learning_rate, seed, *, cal
     cbs += [] if tty else [EpochLine(label, echo)]
     if log_dir:
         cbs.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
-    hist = d.fit(ds, epochs=epochs, validation_data=(data["x_val"], data["y_val"]),
+    val_x = data["x_val"]
+    if use_cache:  # validation reads cached logits too: no teacher pass per epoch
+        val_x = {INPUTS_KEY: val_x, TEACHER_LOGITS_KEY: teacher_logits(teacher, val_x)}
+    hist = d.fit(ds, epochs=epochs, validation_data=(val_x, data["y_val"]),
                  callbacks=cbs, verbose=_verbose(tty))
     return hist.history
 
