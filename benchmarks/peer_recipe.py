@@ -103,6 +103,7 @@ class KeepBest(keras.callbacks.Callback):
 
 def peer(cfg, data_path):
     start = time.perf_counter()
+    cpu0 = time.process_time()
     keras.utils.set_random_seed(cfg.seed)
     fp = cfg.features
     idx = speech.scan(data_path, cfg.data.labels, seed=cfg.seed)
@@ -147,7 +148,7 @@ def peer(cfg, data_path):
             "float_student_accuracy": float_acc, "pruned_accuracy": pruned_acc,
             "best_float_student": max(float_acc, pruned_acc),
             "tflm_int8_accuracy": scores["accuracy_tflm"], "flash_bytes": len(flat),
-            "arena_bytes": micro.measure_arena(flat), "wall_s": wall}
+            "arena_bytes": micro.measure_arena(flat), "wall_s": wall, "cpu_s": time.process_time() - cpu0}
 
 
 def ours(data_path, overrides):
@@ -155,14 +156,14 @@ def ours(data_path, overrides):
 
     cfg = load(PIPELINE, [f"data.path={data_path}", "budgets.max_int8_drop=null", *overrides])
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         m = run_pipeline(cfg, os.path.join(tmp, "run"), echo=lambda *_: None, tty=False)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     return {"teacher_accuracy": m["teacher"]["accuracy"], "float_student_accuracy": m["distill"]["accuracy"],
             "pruned_accuracy": m["prune"]["accuracy"],
             "best_float_student": max(m["distill"]["accuracy"], m["prune"]["accuracy"]),
             "tflm_int8_accuracy": m["quantize"]["accuracy_tflm"], "flash_bytes": m["export"]["tflite_bytes"],
-            "arena_bytes": m["export"]["arena_bytes_host"], "wall_s": wall}
+            "arena_bytes": m["export"]["arena_bytes_host"], "wall_s": wall, "cpu_s": cpu}
 
 
 def main():
@@ -172,16 +173,20 @@ def main():
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="extra --set overrides for the tfkd side")
     ap.add_argument("--peer-only", action="store_true", help="run the peer recipe alone")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (medians reported)")
     args = ap.parse_args()
     data = os.path.abspath(args.data)
     cfg = load(PIPELINE, [f"data.path={data}"])
-    p = peer(cfg, data)
     if args.peer_only:
-        print(json.dumps(p, indent=1))
+        print(json.dumps(peer(cfg, data), indent=1))
         return
-    t = ours(data, args.overrides)
+    # Interleaved rounds, medians: the machine is shared and its speed drifts.
+    rounds = [(peer(cfg, data), ours(data, args.overrides)) for _ in range(args.rounds)]
+    p = {k: float(np.median([r[0][k] for r in rounds])) for k in rounds[0][0]}
+    t = {k: float(np.median([r[1][k] for r in rounds])) for k in rounds[0][1]}
     keys = ["teacher_accuracy", "float_student_accuracy", "pruned_accuracy", "tflm_int8_accuracy",
-            "flash_bytes", "arena_bytes", "wall_s"]
+            "flash_bytes", "arena_bytes", "wall_s", "cpu_s"]
+    print(f"median of {args.rounds} interleaved round(s)")
     print(f"{'':26s} {'peer recipe':>12s} {'tfkd':>12s}")
     for k in keys:
         fmt = (lambda v: f"{v:12.4f}") if "accuracy" in k else (lambda v: f"{v:12.0f}")

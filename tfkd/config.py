@@ -193,7 +193,8 @@ class PipelineConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     features: FeatureParams = dataclasses.field(default_factory=FeatureParams)
     teacher: typing.Optional[TeacherConfig] = dataclasses.field(default_factory=TeacherConfig)
-    """null: no teacher (then ``distill.generations`` > 1 is needed for distillation)."""
+    """null: no teacher; the student learns from labels, and with ``distill.generations``
+    > 1 each generation teaches the next (born-again networks)."""
     student: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
     prune: PruneConfig = dataclasses.field(default_factory=PruneConfig)
@@ -307,15 +308,13 @@ def _check(cfg):
     for key, name in models:
         _require(name in MODELS, key, f"unknown model (available: {', '.join(MODELS.names())})", name)
     s = cfg.distill
-    _require(s.epochs >= 0, "distill.epochs", "must be >= 0", s.epochs)
+    _require(s.epochs >= 1, "distill.epochs", "must be >= 1", s.epochs)
     _require(s.batch_size >= 1, "distill.batch_size", "must be >= 1", s.batch_size)
     _require(s.learning_rate > 0, "distill.learning_rate", "must be > 0", s.learning_rate)
     _require(s.temperature > 0, "distill.temperature", "must be > 0", s.temperature)
     _require(0 <= s.alpha <= 1, "distill.alpha", "must be in [0, 1]", s.alpha)
     _require(s.loss in LOSSES, "distill.loss", f"unknown loss (available: {', '.join(LOSSES.names())})", s.loss)
     _require(s.generations >= 1, "distill.generations", "must be >= 1", s.generations)
-    _require(cfg.teacher is not None or s.generations > 1 or s.epochs >= 1, "teacher",
-             "null needs distill.generations > 1 (or plain training)", None)
     for i, f in enumerate(s.features):
         key = f"distill.features[{i}]"
         _require(isinstance(f, dict) and {"teacher", "student"} <= set(f) and
