@@ -120,6 +120,9 @@ def test_magnitude_pruning_reaches_sparsity_with_the_teacher(kws_like):
         np.testing.assert_array_equal(a, b)  # the input model is untouched
     flat = q.convert_int8(pruned, x)
     assert len(flat) >= len(q.convert_int8(student, x))  # zeros do not shrink the flatbuffer
+    per_op, overall = q.tflite_weight_sparsity(flat)
+    assert 0.4 < overall < 0.55  # the zeros survive conversion (logits kept dense)
+    assert any(k.endswith("DEPTHWISE_CONV_2D") and v < 0.1 for k, v in per_op.items())
     if micro.tflm_available():  # and TFLM runs it as a dense model
         (s, z), _ = q.io_quantization(flat)
         assert micro.TFLMRunner(flat).run_int8(q.quantize_input(x[:2], s, z)).shape == (2, 4)

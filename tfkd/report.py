@@ -139,6 +139,8 @@ def write_report(run_dir, metrics):
         lines += [f"- int8 vs float argmax agreement: {q.get('int8_float_agreement')}",
                   f"- TFLM vs LiteRT: agreement {q.get('tflm_litert_agreement')}, largest output "
                   f"difference {q.get('tflm_litert_max_step_diff')} int8 step(s)",
+                  f"- zero weights in the converted model's conv/dense kernels: "
+                  f"{q.get('weight_sparsity', 0):.3f}",
                   f"- ops: {', '.join(q.get('ops', []))}", ""]
     e = metrics.get("export", {})
     if e:

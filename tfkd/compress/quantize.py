@@ -10,7 +10,7 @@ import tensorflow as tf
 
 __all__ = ["ConversionError", "convert_int8", "model_ops", "check_int8", "io_quantization",
            "quantize_input", "dequantize_output", "LiteRTRunner", "representative_sample",
-           "convert_float", "score_int8"]
+           "convert_float", "score_int8", "tflite_weight_sparsity"]
 
 _INT_TYPES = (np.int8, np.int32)
 
@@ -207,3 +207,29 @@ def score_int8(flat, x, y):
     return {"accuracy_int8": float(np.mean(pl == y)), "accuracy_tflm": float(np.mean(pt == y)),
             "tflm_litert_agreement": float(np.mean(pl == pt)), "tflm_litert_max_step_diff": steps,
             "n": int(len(y))}, pt
+
+
+_WEIGHT_OPS = ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")
+
+
+def tflite_weight_sparsity(flat):
+    """Fraction of zero int8 weights in a converted model's kernels.
+
+    Weights are quantized symmetrically (zero point 0), so a pruned weight stays exactly 0.
+
+    Returns:
+      ``({"<index>:<OP>": fraction}, overall)`` where ``overall`` covers the ops tfmot
+      prunes (``CONV_2D``, ``FULLY_CONNECTED``; depthwise kernels are listed but not counted).
+    """
+    interp = _interpreter(flat)
+    interp.allocate_tensors()
+    per, zeros, total = {}, 0, 0
+    for op in interp._get_ops_details():
+        if op["op_name"] not in _WEIGHT_OPS or len(op["inputs"]) < 2:
+            continue
+        w = interp.get_tensor(int(op["inputs"][1]))
+        per[f"{op['index']}:{op['op_name']}"] = float(np.mean(w == 0))
+        if op["op_name"] != "DEPTHWISE_CONV_2D":
+            zeros += int(np.sum(w == 0))
+            total += w.size
+    return per, (zeros / total if total else 0.0)

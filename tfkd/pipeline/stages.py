@@ -245,11 +245,13 @@ def stage_quantize(cfg, out, inputs, ctx):
             f"quantize.min_agreement {cfg.quantize.min_agreement}")
     float_acc = _test_accuracy(student, data)
     float_pred = student.predict(data["x_test"], verbose=0).argmax(-1)
+    per_op, tflite_sparsity = q.tflite_weight_sparsity(flat)
     atomic_write(os.path.join(out, "model_int8.tflite"), flat)
     np.save(os.path.join(out, "tflm_predictions.npy"), pred)
     return {**scores, "accuracy_float": float_acc,
             "int8_float_agreement": float(np.mean(float_pred == pred)) if len(pred) else float("nan"),
             "float_tflite_max_abs_diff": float_diff, "ops": ops,
+            "weight_sparsity": tflite_sparsity, "weight_sparsity_per_op": per_op,
             "arena_bytes_host": int(micro.measure_arena(flat))}
 
 
