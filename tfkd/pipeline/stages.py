@@ -189,7 +189,8 @@ def stage_prune(cfg, out, inputs, ctx):
         if teacher is None:
             history.update(training.fit_plain(
                 model, data, p.epochs, cfg.distill.batch_size, p.learning_rate, ctx.seed,
-                callbacks=callbacks, tty=ctx.tty, echo=ctx.echo, label="prune"))
+                callbacks=callbacks, tty=ctx.tty, echo=ctx.echo, label="prune",
+                keep_best=keep_best))
         else:
             history.update(training.fit_distill(
                 model, teacher, data, cfg.distill, p.epochs, p.learning_rate, ctx.seed,

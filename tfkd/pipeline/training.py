@@ -79,7 +79,7 @@ def _verbose(tty):
 
 
 def fit_plain(model, data, epochs, batch_size, learning_rate, seed, *, callbacks=(),
-              tty=False, echo=print, label="train", log_dir=None):
+              tty=False, echo=print, label="train", log_dir=None, keep_best=True):
     """Trains a model on labels alone, keeping the best validation epoch.
 
     Args:
@@ -89,6 +89,7 @@ def fit_plain(model, data, epochs, batch_size, learning_rate, seed, *, callbacks
       callbacks: extra callbacks.
       tty, echo, label: progress output.
       log_dir: TensorBoard folder or None.
+      keep_best: restore the best validation epoch (off while pruning).
 
     Returns:
       The Keras history dict.
@@ -99,8 +100,8 @@ def fit_plain(model, data, epochs, batch_size, learning_rate, seed, *, callbacks
     model.compile(optimizer=cosine_adam(learning_rate, steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    best = BestWeights(model)
-    cbs = [best, *callbacks] + ([] if tty else [EpochLine(label, echo)])
+    cbs = [*callbacks] + ([BestWeights(model)] if keep_best else [])
+    cbs += [] if tty else [EpochLine(label, echo)]
     if log_dir:
         cbs.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
     hist = model.fit(ds, epochs=epochs, validation_data=(data["x_val"], data["y_val"]),
