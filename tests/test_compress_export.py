@@ -203,3 +203,18 @@ def test_generated_c_files_compile_and_link(tmp_path, kws_like):
     out = subprocess.run([str(exe)], capture_output=True, text=True)
     assert out.returncode == 0, out
     assert out.stdout.split() == [str(len(flat)), "no", "4096"]
+
+
+@needs_tflm
+def test_quantization_aware_training_keeps_pruned_zeros(kws_like):
+    x, y = kws_like
+    student, teacher = _small_ds_cnn(), _small_ds_cnn(channels=16)
+    qat = q.quantization_aware(student, _train_fn(x, y, teacher, epochs=1))
+    flat = q.convert_int8(qat, x)
+    assert q.check_int8(flat) == ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"]
+    assert q.score_int8(flat, x, y)[0]["tflm_litert_max_step_diff"] <= 1
+    pruned = prune.magnitude_prune(student, _train_fn(x, y, teacher), target_sparsity=0.5,
+                                   end_step=6, frequency=1)
+    kept = q.convert_int8(q.quantization_aware(pruned, _train_fn(x, y, teacher, epochs=1),
+                                               preserve_sparsity=True), x)
+    assert q.tflite_weight_sparsity(kept)[1] > 0.45

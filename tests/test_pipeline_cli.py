@@ -255,3 +255,16 @@ def test_feature_parity_between_training_and_evaluation_paths(full_run):
     real = [i for i, e in enumerate(speech.scan(MINI, labels).split("test")) if e.path is not None]
     np.testing.assert_array_equal(x_test[real], feats)
     np.testing.assert_array_equal(y_test[real], y)
+
+
+def test_quantization_aware_training_stage(full_run, tmp_path):
+    import shutil
+    _, cfg, out, _ = full_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    res = _invoke("run", cfg, "--out", str(copy), "--resume", "--set", "quantize.qat_epochs=1")
+    assert res.exit_code == 0, res.output
+    assert "[prune] unchanged" in res.output and "[quantize] running" in res.output
+    m = json.loads((copy / "metrics.json").read_text())
+    assert m["quantize"]["qat"] is True and 0 <= m["quantize"]["accuracy_qat_float"] <= 1
+    assert m["quantize"]["tflm_litert_agreement"] >= 0.5 and (copy / "export" / "tiny.tflite").exists()

@@ -154,6 +154,11 @@ class QuantizeConfig:
     """Fail when TFLM and LiteRT argmax agree on fewer test clips than this."""
     max_step_diff: int = 1
     """Fail when TFLM and LiteRT outputs differ by more int8 steps than this."""
+    qat_epochs: int = 0
+    """Quantization-aware fine-tuning epochs, distillation loss on (0: post-training only).
+    After magnitude pruning the prune-preserving scheme keeps the zeros."""
+    qat_learning_rate: float = 0.0005
+    """Peak learning rate of the quantization-aware fine-tuning."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -342,6 +347,8 @@ def _check(cfg):
              q.representative_samples)
     _require(0 <= q.min_agreement <= 1, "quantize.min_agreement", "must be in [0, 1]", q.min_agreement)
     _require(q.max_step_diff >= 0, "quantize.max_step_diff", "must be >= 0", q.max_step_diff)
+    _require(q.qat_epochs >= 0, "quantize.qat_epochs", "must be >= 0", q.qat_epochs)
+    _require(q.qat_learning_rate > 0, "quantize.qat_learning_rate", "must be > 0", q.qat_learning_rate)
     _require(cfg.export.arena_margin >= 0, "export.arena_margin", "must be >= 0", cfg.export.arena_margin)
     _require(cfg.export.golden_vectors >= 0, "export.golden_vectors", "must be >= 0", cfg.export.golden_vectors)
     for k in ("max_flash_bytes", "max_arena_bytes"):

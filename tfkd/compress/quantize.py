@@ -10,7 +10,7 @@ import tensorflow as tf
 
 __all__ = ["ConversionError", "convert_int8", "model_ops", "check_int8", "io_quantization",
            "quantize_input", "dequantize_output", "LiteRTRunner", "representative_sample",
-           "convert_float", "score_int8", "tflite_weight_sparsity"]
+           "convert_float", "score_int8", "tflite_weight_sparsity", "quantization_aware"]
 
 _INT_TYPES = (np.int8, np.int32)
 
@@ -233,3 +233,35 @@ def tflite_weight_sparsity(flat):
             zeros += int(np.sum(w == 0))
             total += w.size
     return per, (zeros / total if total else 0.0)
+
+
+def quantization_aware(model, train, *, preserve_sparsity=False):
+    """Quantization-aware training (tfmot) of a functional model, fine-tuned by ``train``.
+
+    Args:
+      model: the float student (not modified).
+      train: ``train(qat_model, callbacks)`` fine-tunes the model it is given (the
+        pipeline passes one that keeps distilling from the teacher).
+      preserve_sparsity: use tfmot's prune-preserving scheme, so that a magnitude-pruned
+        student keeps its zeros.
+
+    Returns:
+      The QAT model; :func:`convert_int8` turns it into a full-int8 ``.tflite``.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    from tfkd._keras import keras
+
+    base = keras.models.clone_model(model)
+    base.set_weights(model.get_weights())
+    q = tfmot.quantization.keras
+    if preserve_sparsity:
+        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (  # noqa: E501
+            default_8bit_prune_preserve_quantize_scheme as pp)
+
+        qat = q.quantize_apply(q.quantize_annotate_model(base),
+                               pp.Default8BitPrunePreserveQuantizeScheme())
+    else:
+        qat = q.quantize_model(base)
+    train(qat, [])
+    return qat

@@ -40,7 +40,7 @@ _SECTIONS = {
     "teacher": ("seed", "teacher"),
     "distill": ("seed", "student", "distill"),
     "prune": ("seed", "prune", "distill"),
-    "quantize": ("seed", "quantize"),
+    "quantize": ("seed", "quantize", "distill", "prune"),
     "export": ("export", "name"),
 }
 

@@ -84,6 +84,13 @@ def load_data(data_dir):
     return arrays, labels, frontend.FeatureParams.load(os.path.join(data_dir, "features.json"))
 
 
+def _load_teacher(inputs):
+    """The teacher stage's model, or None when the run has no teacher."""
+    if "teacher" not in inputs:
+        return None
+    return keras.models.load_model(os.path.join(inputs["teacher"], "teacher.keras"), compile=False)
+
+
 def _test_accuracy(model, data):
     return training.accuracy(model, data["x_test"], data["y_test"])
 
@@ -130,9 +137,7 @@ def stage_distill(cfg, out, inputs, ctx):
     data, labels, fp = load_data(inputs["data"])
     shape = frontend.feature_shape(fp)
     dc = cfg.distill
-    teacher = None
-    if "teacher" in inputs:
-        teacher = keras.models.load_model(os.path.join(inputs["teacher"], "teacher.keras"), compile=False)
+    teacher = _load_teacher(inputs)
     histories, chain = {}, []
     for i, entry in enumerate(dc.assistants):
         name, params = _spec(entry)
@@ -176,9 +181,7 @@ def stage_prune(cfg, out, inputs, ctx):
     """Prunes the distilled student with the teacher still teaching."""
     data, labels, fp = load_data(inputs["data"])
     student = keras.models.load_model(os.path.join(inputs["distill"], "student.keras"), compile=False)
-    teacher = None
-    if "teacher" in inputs:
-        teacher = keras.models.load_model(os.path.join(inputs["teacher"], "teacher.keras"), compile=False)
+    teacher = _load_teacher(inputs)
     p = cfg.prune
     steps_per_epoch = int(np.ceil(len(data["y_train"]) / cfg.distill.batch_size))
     history = {}
@@ -225,7 +228,26 @@ def stage_quantize(cfg, out, inputs, ctx):
     student = keras.models.load_model(os.path.join(inputs["prune"], "student.keras"), compile=False)
     x_clean = data["x_train"][:, 0]
     rep = q.representative_sample(x_clean, cfg.quantize.representative_samples, seed=ctx.seed)
-    flat = q.convert_int8(student, rep)
+    qc = cfg.quantize
+    qat_metrics = {"qat": qc.qat_epochs > 0}
+    if qc.qat_epochs:
+        teacher = _load_teacher(inputs)
+
+        def train(model, callbacks):
+            if teacher is None:
+                training.fit_plain(model, data, qc.qat_epochs, cfg.distill.batch_size,
+                                   qc.qat_learning_rate, ctx.seed, tty=ctx.tty, echo=ctx.echo,
+                                   label="qat")
+            else:
+                training.fit_distill(model, teacher, data, cfg.distill, qc.qat_epochs,
+                                     qc.qat_learning_rate, ctx.seed, tty=ctx.tty, echo=ctx.echo,
+                                     label="qat")
+
+        qat = q.quantization_aware(student, train, preserve_sparsity=cfg.prune.method == "magnitude")
+        qat_metrics["accuracy_qat_float"] = _test_accuracy(qat, data)
+        flat = q.convert_int8(qat, rep)
+    else:
+        flat = q.convert_int8(student, rep)
     ops = q.check_int8(flat)
     # float .tflite vs Keras: the conversion itself must not change the function.
     float_flat = q.convert_float(student)
@@ -249,7 +271,7 @@ def stage_quantize(cfg, out, inputs, ctx):
     per_op, tflite_sparsity = q.tflite_weight_sparsity(flat)
     atomic_write(os.path.join(out, "model_int8.tflite"), flat)
     np.save(os.path.join(out, "tflm_predictions.npy"), pred)
-    return {**scores, "accuracy_float": float_acc,
+    return {**scores, **qat_metrics, "accuracy_float": float_acc,
             "int8_float_agreement": float(np.mean(float_pred == pred)) if len(pred) else float("nan"),
             "float_tflite_max_abs_diff": float_diff, "ops": ops,
             "weight_sparsity": tflite_sparsity, "weight_sparsity_per_op": per_op,
@@ -299,6 +321,6 @@ STAGES = (
     ("teacher", stage_teacher, ("data",)),
     ("distill", stage_distill, ("data", "teacher")),
     ("prune", stage_prune, ("data", "distill", "teacher")),
-    ("quantize", stage_quantize, ("data", "prune")),
+    ("quantize", stage_quantize, ("data", "prune", "teacher")),
     ("export", stage_export, ("data", "quantize")),
 )
