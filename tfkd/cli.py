@@ -68,6 +68,10 @@ def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
     except BudgetError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: finished stages are kept in {out_dir}; continue with --resume",
+                   err=True)
+        sys.exit(130)
     except Exception as e:  # a stage failed: one line, earlier stages stay on disk
         if verbose:
             raise
@@ -91,6 +95,7 @@ def evaluate(run_dir, data_path, split, verbose):
     _quiet_tf()
     from tfkd.data.speech import DataError
     from tfkd.data.wav import AudioError
+    from tfkd.export.micro import TFLMUnavailableError
     from tfkd.pipeline.evaluate import EvalError, evaluate_run
 
     try:
@@ -99,6 +104,9 @@ def evaluate(run_dir, data_path, split, verbose):
         if verbose:
             raise
         raise click.UsageError(str(e)) from None
+    except TFLMUnavailableError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
     click.echo(json.dumps(result, sort_keys=True))
 
 
