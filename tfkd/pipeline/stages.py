@@ -91,6 +91,18 @@ def _load_teacher(inputs):
     return keras.models.load_model(os.path.join(inputs["teacher"], "teacher.keras"), compile=False)
 
 
+def _fine_tune(model, teacher, data, cfg, epochs, learning_rate, ctx, label, callbacks=(),
+               keep_best=True):
+    """Fine-tunes with the teacher still teaching (labels alone when there is none)."""
+    if teacher is None:
+        return training.fit_plain(model, data, epochs, cfg.distill.batch_size, learning_rate,
+                                  ctx.seed, callbacks=callbacks, tty=ctx.tty, echo=ctx.echo,
+                                  label=label, keep_best=keep_best)
+    return training.fit_distill(model, teacher, data, cfg.distill, epochs, learning_rate, ctx.seed,
+                                callbacks=callbacks, tty=ctx.tty, echo=ctx.echo, label=label,
+                                keep_best=keep_best)
+
+
 def _test_accuracy(model, data):
     return training.accuracy(model, data["x_test"], data["y_test"])
 
@@ -187,18 +199,9 @@ def stage_prune(cfg, out, inputs, ctx):
     history = {}
 
     def train(model, callbacks, keep_best=True):
-        if p.epochs == 0:
-            return
-        if teacher is None:
-            history.update(training.fit_plain(
-                model, data, p.epochs, cfg.distill.batch_size, p.learning_rate, ctx.seed,
-                callbacks=callbacks, tty=ctx.tty, echo=ctx.echo, label="prune",
-                keep_best=keep_best))
-        else:
-            history.update(training.fit_distill(
-                model, teacher, data, cfg.distill, p.epochs, p.learning_rate, ctx.seed,
-                callbacks=callbacks, tty=ctx.tty, echo=ctx.echo, label="prune",
-                keep_best=keep_best))
+        if p.epochs:
+            history.update(_fine_tune(model, teacher, data, cfg, p.epochs, p.learning_rate, ctx,
+                                      "prune", callbacks, keep_best))
 
     if p.method == "magnitude":
         if p.epochs == 0:
@@ -234,14 +237,8 @@ def stage_quantize(cfg, out, inputs, ctx):
         teacher = _load_teacher(inputs)
 
         def train(model, callbacks):
-            if teacher is None:
-                training.fit_plain(model, data, qc.qat_epochs, cfg.distill.batch_size,
-                                   qc.qat_learning_rate, ctx.seed, tty=ctx.tty, echo=ctx.echo,
-                                   label="qat")
-            else:
-                training.fit_distill(model, teacher, data, cfg.distill, qc.qat_epochs,
-                                     qc.qat_learning_rate, ctx.seed, tty=ctx.tty, echo=ctx.echo,
-                                     label="qat")
+            _fine_tune(model, teacher, data, cfg, qc.qat_epochs, qc.qat_learning_rate, ctx, "qat",
+                       callbacks)
 
         qat = q.quantization_aware(student, train, preserve_sparsity=cfg.prune.method == "magnitude")
         qat_metrics["accuracy_qat_float"] = _test_accuracy(qat, data)
@@ -287,7 +284,7 @@ def stage_export(cfg, out, inputs, ctx):
         flat = f.read()
     # The quantize stage measured the arena and the TFLM accuracy of this very file.
     qm = read_json(os.path.join(inputs["quantize"], "done.json"))["metrics"]
-    ops = q.model_ops(flat)
+    ops = qm["ops"]
     arena = int(qm["arena_bytes_host"])
     margin = int(np.ceil(arena * cfg.export.arena_margin / 16.0) * 16)
     (in_s, in_z), (out_s, out_z) = q.io_quantization(flat)
