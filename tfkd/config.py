@@ -16,6 +16,7 @@ import yaml
 
 from tfkd.data.augment import AugmentParams
 from tfkd.data.frontend import FeatureParams
+from tfkd.data.speech import label_folders
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "DistillConfig",
            "PruneConfig", "QuantizeConfig", "ExportConfig", "BudgetConfig", "PipelineConfig",
@@ -288,10 +289,8 @@ def _check(cfg):
     d = cfg.data
     if d.path is not None:
         _require(os.path.isdir(d.path), "data.path", "folder does not exist", d.path)
-        has_wavs = any(os.path.isdir(os.path.join(d.path, s)) and
-                       any(f.lower().endswith(".wav") for f in os.listdir(os.path.join(d.path, s)))
-                       for s in os.listdir(d.path))
-        _require(has_wavs, "data.path", "folder has no <label>/*.wav sub-folders", d.path)
+        _require(bool(label_folders(d.path)), "data.path", "folder has no <label>/*.wav sub-folders",
+                 d.path)
     if d.labels is not None:
         _require(len(d.labels) >= 2 and all(isinstance(l, str) and l for l in d.labels),
                  "data.labels", "must be a list of at least 2 names or null", d.labels)

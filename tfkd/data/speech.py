@@ -26,7 +26,7 @@ import numpy as np
 from tfkd.data.wav import AudioError, fit_length, load_clip, read_wav, resample
 
 __all__ = ["SILENCE", "UNKNOWN", "NOISE_DIR", "KWS12", "Entry", "Index", "which_set", "scan",
-           "load_waves", "load_noise", "DataError", "tfds_waves", "TFDS_LABELS"]
+           "load_waves", "load_noise", "DataError", "tfds_waves", "TFDS_LABELS", "label_folders"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,13 @@ def _wav_files(folder):
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(".wav"))
 
 
+def label_folders(root):
+    """The sub-folders of ``root`` that hold WAV files, sorted (never ``_background_noise_``)."""
+    return [d for d in sorted(os.listdir(root))
+            if os.path.isdir(os.path.join(root, d)) and d != NOISE_DIR and not d.startswith(".")
+            and _wav_files(os.path.join(root, d))]
+
+
 def scan(root, labels=None, *, validation_pct=10.0, testing_pct=10.0, unknown_share=0.1,
          silence_share=0.1, seed=0):
     """Indexes a Speech-Commands-layout (or user) folder.
@@ -137,10 +144,7 @@ def scan(root, labels=None, *, validation_pct=10.0, testing_pct=10.0, unknown_sh
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise DataError(f"data folder {root} does not exist")
-    folders = sorted(d for d in os.listdir(root)
-                     if os.path.isdir(os.path.join(root, d)) and d != NOISE_DIR
-                     and not d.startswith("."))
-    folders = [d for d in folders if _wav_files(os.path.join(root, d))]
+    folders = label_folders(root)
     if not folders:
         raise DataError(f"data folder {root} has no <label>/*.wav sub-folders")
     noise_dir = os.path.join(root, NOISE_DIR)

@@ -74,10 +74,6 @@ def cosine_adam(learning_rate, steps):
     return keras.optimizers.Adam(sched)
 
 
-def _verbose(tty):
-    return 1 if tty else 0
-
-
 def fit_plain(model, data, epochs, batch_size, learning_rate, seed, *, callbacks=(),
               tty=False, echo=print, label="train", log_dir=None, keep_best=True):
     """Trains a model on labels alone, keeping the best validation epoch.
@@ -96,17 +92,11 @@ def fit_plain(model, data, epochs, batch_size, learning_rate, seed, *, callbacks
     """
     keras.utils.set_random_seed(seed)
     ds = views_dataset(data["x_train"], data["y_train"], batch_size, seed)
-    steps = epochs * int(np.ceil(len(data["y_train"]) / batch_size))
-    model.compile(optimizer=cosine_adam(learning_rate, steps),
+    model.compile(optimizer=cosine_adam(learning_rate, _steps(data, epochs, batch_size)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    cbs = [*callbacks] + ([BestWeights(model)] if keep_best else [])
-    cbs += [] if tty else [EpochLine(label, echo)]
-    if log_dir:
-        cbs.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
-    hist = model.fit(ds, epochs=epochs, validation_data=(data["x_val"], data["y_val"]),
-                     callbacks=cbs, verbose=_verbose(tty))
-    return hist.history
+    return _fit(model, model, ds, (data["x_val"], data["y_val"]), epochs, callbacks, keep_best,
+                tty, echo, label, log_dir)
 
 
 def fit_distill(student, teacher, data, cfg, epochs, learning_rate, seed, *, callbacks=(),
@@ -132,18 +122,27 @@ def fit_distill(student, teacher, data, cfg, epochs, learning_rate, seed, *, cal
     use_cache = cfg.cache and not cfg.features
     logits = teacher_logits(teacher, data["x_train"]) if use_cache else None
     ds = views_dataset(data["x_train"], data["y_train"], cfg.batch_size, seed, logits)
-    steps = epochs * int(np.ceil(len(data["y_train"]) / cfg.batch_size))
-    d.compile(optimizer=cosine_adam(learning_rate, steps),
+    d.compile(optimizer=cosine_adam(learning_rate, _steps(data, epochs, cfg.batch_size)),
               metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    cbs = list(callbacks) + ([BestWeights(student)] if keep_best else [])
-    cbs += [] if tty else [EpochLine(label, echo)]
-    if log_dir:
-        cbs.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
     val_x = data["x_val"]
     if use_cache:  # validation reads cached logits too: no teacher pass per epoch
         val_x = {INPUTS_KEY: val_x, TEACHER_LOGITS_KEY: teacher_logits(teacher, val_x)}
-    hist = d.fit(ds, epochs=epochs, validation_data=(val_x, data["y_val"]),
-                 callbacks=cbs, verbose=_verbose(tty))
+    return _fit(d, student, ds, (val_x, data["y_val"]), epochs, callbacks, keep_best,
+                tty, echo, label, log_dir)
+
+
+def _steps(data, epochs, batch_size):
+    return epochs * int(np.ceil(len(data["y_train"]) / batch_size))
+
+
+def _fit(trainer, kept, ds, validation, epochs, callbacks, keep_best, tty, echo, label, log_dir):
+    """Fits ``trainer`` with the shared callbacks: best epoch of ``kept``, progress, TensorBoard."""
+    cbs = list(callbacks) + ([BestWeights(kept)] if keep_best else [])
+    cbs += [] if tty else [EpochLine(label, echo)]
+    if log_dir:
+        cbs.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
+    hist = trainer.fit(ds, epochs=epochs, validation_data=validation, callbacks=cbs,
+                       verbose=1 if tty else 0)
     return hist.history
 
 
