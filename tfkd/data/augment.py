@@ -1,16 +1,17 @@
 """Training-only augmentation: time shift, background noise, SpecAugment masks.
 
-Augmentation produces a fixed set of K *views* per clip, computed once with a seeded
-generator. This keeps it deterministic and compatible with the teacher-output cache:
-the teacher's logits are cached per view and each epoch draws one view per clip
-(:func:`tfkd.distill.cache.cached_dataset`). Validation and test data are never augmented.
+Augmentation produces a fixed set of K *views* per clip, computed once with a generator
+seeded per clip (``(seed, clip id)``), so views are the same whether the clips are
+processed all at once or in bounded chunks. This keeps it deterministic and compatible
+with the teacher-output cache: the teacher's logits are cached per view and each epoch
+draws one view per clip. Validation and test data are never augmented.
 """
 
 import dataclasses
 
 import numpy as np
 
-__all__ = ["AugmentParams", "waveform_views", "spec_augment"]
+__all__ = ["AugmentParams", "clip_views", "waveform_views", "spec_augment"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -48,16 +49,66 @@ class AugmentParams:
             raise ValueError(f"time_shift_ms: must be >= 0, got {self.time_shift_ms}")
 
 
-def _shift(x, s):
-    if s > 0:
-        return np.concatenate([np.zeros(s, x.dtype), x[:-s]])
-    if s < 0:
-        return np.concatenate([x[-s:], np.zeros(-s, x.dtype)])
-    return x
+def _rng(seed, clip_id):
+    # One generator per clip, keyed by (seed, clip id): a clip's views do not depend on
+    # which chunk or worker computes them, so the streaming data stage can work in
+    # bounded chunks and in parallel and still write the same views.
+    return np.random.default_rng((int(seed), int(clip_id)))
 
 
-def waveform_views(clips, params, noise, sample_rate, seed):
+def _ids(n, ids):
+    ids = np.arange(n) if ids is None else np.asarray(ids)
+    if ids.shape != (n,):
+        raise ValueError(f"ids: need one id per clip ({n}), got shape {ids.shape}")
+    return ids
+
+
+def clip_views(clip, params, noise, sample_rate, rng, out=None):
+    """K augmented views of one clip: ``[S]`` → ``[K, S]``.
+
+    Args:
+      clip: a float32 clip ``[S]``.
+      params: :class:`AugmentParams`.
+      noise: background-noise recordings (float32, at ``sample_rate``); may be empty.
+      sample_rate: the clip's rate.
+      rng: the clip's ``numpy.random.Generator``.
+      out: optional float32 ``[K, S]`` array to write into.
+
+    Returns:
+      The views, float32 ``[K, S]``.
+    """
+    s = len(clip)
+    out = np.empty((params.views, s), np.float32) if out is None else out
+    max_shift = params.time_shift_ms * sample_rate // 1000
+    usable = [r for r in noise if len(r) >= s]
+    for k in range(params.views):
+        x = out[k]
+        if k == 0 and params.keep_clean:
+            x[:] = clip
+            continue
+        shift = int(rng.integers(-max_shift, max_shift + 1)) if max_shift else 0
+        # Shift with zero padding, written in place (no temporary arrays).
+        if shift > 0:
+            x[:shift] = 0.0
+            x[shift:] = clip[:s - shift]
+        elif shift < 0:
+            x[:s + shift] = clip[-shift:]
+            x[s + shift:] = 0.0
+        else:
+            x[:] = clip
+        if usable and rng.random() < params.noise_prob:
+            rec = usable[int(rng.integers(len(usable)))]
+            off = int(rng.integers(0, len(rec) - s + 1))
+            x += np.float32(rng.uniform(*params.noise_volume)) * rec[off:off + s]
+        np.clip(x, -1.0, 1.0, out=x)
+    return out
+
+
+def waveform_views(clips, params, noise, sample_rate, seed, ids=None):
     """K augmented views of each clip: ``[N, S]`` → ``[N, K, S]``.
+
+    Each clip draws from its own generator keyed by ``(seed, id)``, so any chunk of
+    clips, given their ids, gets exactly the views the whole array would get.
 
     Args:
       clips: float32 clips ``[N, S]``.
@@ -65,38 +116,42 @@ def waveform_views(clips, params, noise, sample_rate, seed):
       noise: list of background-noise recordings (float32, at ``sample_rate``); may be empty.
       sample_rate: the clips' rate.
       seed: the generator seed (the same seed gives the same views).
+      ids: per-clip ids ``[N]`` (default ``0..N-1``).
+
+    Returns:
+      float32 ``[N, K, S]``.
     """
-    rng = np.random.default_rng(seed)
     n, s = clips.shape
+    ids = _ids(n, ids)
     out = np.empty((n, params.views, s), np.float32)
-    max_shift = params.time_shift_ms * sample_rate // 1000
-    usable = [r for r in noise if len(r) >= s]
     for i in range(n):
-        for k in range(params.views):
-            if k == 0 and params.keep_clean:
-                out[i, k] = clips[i]
-                continue
-            x = _shift(clips[i], int(rng.integers(-max_shift, max_shift + 1)) if max_shift else 0)
-            if usable and rng.random() < params.noise_prob:
-                rec = usable[int(rng.integers(len(usable)))]
-                off = int(rng.integers(0, len(rec) - s + 1))
-                x = x + rng.uniform(*params.noise_volume) * rec[off:off + s]
-            out[i, k] = np.clip(x, -1.0, 1.0)
+        clip_views(clips[i], params, noise, sample_rate, _rng(seed, ids[i]), out=out[i])
     return out
 
 
-def spec_augment(features, params, seed):
+def spec_augment(features, params, seed, ids=None):
     """SpecAugment time/frequency masks (Park et al. 2019) on ``[N, K, T, F, 1]`` features.
 
     View 0 stays unmasked when ``params.keep_clean``; masks are filled with each
-    view's mean value.
+    view's mean value. Like :func:`waveform_views`, each clip draws from a generator
+    keyed by ``(seed, id)``, so chunks give the same masks as the whole array.
+
+    Args:
+      features: float32 ``[N, K, T, F, 1]``.
+      params: :class:`AugmentParams`.
+      seed: the generator seed.
+      ids: per-clip ids ``[N]`` (default ``0..N-1``).
+
+    Returns:
+      The masked features (a copy; the input is unchanged).
     """
     if not (params.time_masks or params.freq_masks):
         return features
-    rng = np.random.default_rng(seed)
-    out = features.copy()
     n, k, t, f = features.shape[:4]
+    ids = _ids(n, ids)
+    out = features.copy()
     for i in range(n):
+        rng = _rng(seed, ids[i])
         for v in range(k):
             if v == 0 and params.keep_clean:
                 continue
