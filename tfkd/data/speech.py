@@ -23,6 +23,7 @@ import re
 
 import numpy as np
 
+from tfkd import limits, safefile
 from tfkd.data.wav import AudioError, fit_length, load_clip, read_wav, resample
 
 __all__ = ["SILENCE", "UNKNOWN", "NOISE_DIR", "KWS12", "Entry", "Index", "which_set", "scan",
@@ -102,19 +103,37 @@ def which_set(filename, validation_pct, testing_pct):
 
 
 def _read_list(path):
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
-    with open(path) as f:
-        return {line.strip().replace("\\", "/") for line in f if line.strip()}
+    try:
+        text = safefile.read_regular(path, limits.MAX_LIST_FILE_BYTES).decode("utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return {line.strip().replace("\\", "/") for line in text.splitlines() if line.strip()}
+
+
+def _listdir(folder):
+    try:
+        return os.listdir(folder)
+    except OSError as e:
+        raise DataError(f"{folder}: cannot list the folder ({e.strerror or e})") from None
 
 
 def _wav_files(folder):
-    return sorted(f for f in os.listdir(folder) if f.lower().endswith(".wav"))
+    # Every name ending in .wav, whatever kind of file it is: read_wav refuses FIFOs,
+    # devices and link loops by name, and skip_bad_files skips them like any bad file.
+    return sorted(f for f in _listdir(folder) if f.lower().endswith(".wav"))
 
 
 def label_folders(root):
-    """The sub-folders of ``root`` that hold WAV files, sorted (never ``_background_noise_``)."""
-    return [d for d in sorted(os.listdir(root))
+    """The sub-folders of ``root`` that hold WAV files, sorted (never ``_background_noise_``).
+
+    Raises:
+      DataError: ``root`` or one of its sub-folders cannot be listed.
+    """
+    return [d for d in sorted(_listdir(root))
             if os.path.isdir(os.path.join(root, d)) and d != NOISE_DIR and not d.startswith(".")
             and _wav_files(os.path.join(root, d))]
 
@@ -203,11 +222,32 @@ def scan(root, labels=None, *, validation_pct=10.0, testing_pct=10.0, unknown_sh
     return Index(root, labels, tuple(entries), noise_files)
 
 
-def load_noise(noise_files, sample_rate):
-    """Reads background-noise recordings, resampled to ``sample_rate``."""
+def load_noise(noise_files, sample_rate, *, skip_bad=False):
+    """Reads background-noise recordings, resampled to ``sample_rate``.
+
+    Args:
+      noise_files: the recordings (``Index.noise_files``).
+      sample_rate: the model's rate.
+      skip_bad: an unreadable recording becomes an empty one (logged) instead of raising;
+        augmentation never picks it and silence cut from it is digital zeros.
+
+    Returns:
+      A list of float32 arrays, one per file, in order (so ``Entry.noise`` indices hold).
+
+    Raises:
+      AudioError: a file is unreadable (or longer than ``limits.MAX_NOISE_SECONDS``) and
+        ``skip_bad`` is false.
+    """
     out = []
     for path in noise_files:
-        x, rate = read_wav(path)
+        try:
+            x, rate = read_wav(path, max_seconds=limits.MAX_NOISE_SECONDS)
+        except AudioError as e:
+            if not skip_bad:
+                raise
+            log.warning("skipped background noise: %s", e)
+            out.append(np.zeros(0, np.float32))
+            continue
         out.append(resample(x, rate, sample_rate))
     return out
 
@@ -230,7 +270,7 @@ def load_waves(index, entries, sample_rate=16000, clip_samples=16000, *, skip_ba
       AudioError: a file is unreadable and ``skip_bad`` is false.
     """
     if noise is None and any(e.path is None for e in entries):
-        noise = load_noise(index.noise_files, sample_rate)
+        noise = load_noise(index.noise_files, sample_rate, skip_bad=skip_bad)
 
     def one(e):
         if e.path is not None:
