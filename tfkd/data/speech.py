@@ -305,11 +305,13 @@ TFDS_LABELS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "
 
 def tfds_waves(split, labels=KWS12, sample_rate=16000, clip_samples=16000, data_dir=None,
                download=True):
-    """Reads TFDS ``speech_commands`` (v0.02, 12 labels) remapped to ``labels``.
+    """Streams TFDS ``speech_commands`` (v0.02, 12 labels) remapped to ``labels``.
 
-    TFDS has no speaker ids and no background-noise recordings: its own split is used
-    as is, and noise mixing is not available with this source. Labels of the data set
-    missing from ``labels`` map to ``_unknown_`` when listed and are dropped otherwise.
+    A generator: one clip at a time, never the whole split in memory (group it into
+    chunks with :func:`tfkd.data.stream.tfds_clips`). TFDS has no speaker ids and no
+    background-noise recordings: its own split is used as is, and noise mixing is not
+    available with this source. Labels of the data set missing from ``labels`` map to
+    ``_unknown_`` when listed and are dropped otherwise.
 
     Args:
       split: ``train``, ``validation`` or ``test``.
@@ -318,8 +320,11 @@ def tfds_waves(split, labels=KWS12, sample_rate=16000, clip_samples=16000, data_
       data_dir: the TFDS data folder.
       download: let TFDS download and prepare the data set.
 
-    Returns:
-      ``(waves, labels)`` as float32 ``[N, clip_samples]`` and int32 ``[N]``.
+    Yields:
+      ``(wave, label)``: float32 ``[clip_samples]`` and an int label index.
+
+    Raises:
+      DataError: the split has no clip for any of ``labels``.
     """
     import tensorflow_datasets as tfds
 
@@ -327,14 +332,13 @@ def tfds_waves(split, labels=KWS12, sample_rate=16000, clip_samples=16000, data_
     remap = [labels.index(n) if n in labels else (unknown if unknown is not None else -1)
              for n in TFDS_LABELS]
     ds = tfds.load("speech_commands", split=split, data_dir=data_dir, download=download)
-    waves, ys = [], []
+    found = False
     for ex in tfds.as_numpy(ds):
         y = remap[int(ex["label"])]
         if y < 0:
             continue
         x = np.asarray(ex["audio"]).astype(np.float32) / 32768.0
-        waves.append(fit_length(resample(x, 16000, sample_rate), clip_samples))
-        ys.append(y)
-    if not waves:
+        found = True
+        yield fit_length(resample(x, 16000, sample_rate), clip_samples).astype(np.float32), y
+    if not found:
         raise DataError(f"tfds speech_commands[{split}]: no clips for labels {list(labels)}")
-    return np.stack(waves).astype(np.float32), np.array(ys, np.int32)
