@@ -7,13 +7,15 @@ train with the student and are never part of the exported student.
 """
 
 import dataclasses
+import typing
 
 import tensorflow as tf
 
 from tfkd._keras import keras
 from tfkd.registry import Registry
 
-__all__ = ["FeaturePair", "HintLoss", "AttentionLoss", "FEATURE_LOSSES", "build_taps"]
+__all__ = ["FeaturePair", "FeatureDistillation", "HintLoss", "AttentionLoss", "FEATURE_LOSSES",
+           "build_taps", "feature_terms"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -26,13 +28,17 @@ class FeaturePair:
     """Name of the student layer whose output is matched to it."""
     loss: str = "hint"
     """Feature loss: ``hint`` (FitNets MSE) or ``attention`` (attention transfer)."""
-    weight: float = 1.0
-    """Weight of this term in the total loss (>= 0)."""
+    weight: typing.Optional[float] = None
+    """Weight of this term in the total loss (>= 0); None: the loss's reference weight
+    (hint 1, attention 500: see :class:`AttentionLoss`)."""
 
     def __post_init__(self):
-        FEATURE_LOSSES.get(self.loss)
-        if not self.weight >= 0:
-            raise ValueError(f"features weight: must be >= 0, got {self.weight}")
+        loss = FEATURE_LOSSES.get(self.loss)
+        if self.weight is None:
+            object.__setattr__(self, "weight", loss.default_weight)
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
+                or not self.weight >= 0:
+            raise ValueError(f"features weight: must be a number >= 0, got {self.weight!r}")
 
     @property
     def key(self):
@@ -52,6 +58,7 @@ class HintLoss:
 
     name = "hint"
     needs_adapter = True
+    default_weight = 1.0
 
     def __call__(self, teacher_feat, student_feat):
         axes = list(range(1, len(teacher_feat.shape)))
@@ -72,10 +79,17 @@ def attention_map(feat):
 
 
 class AttentionLoss:
-    """Attention transfer: squared distance between normalized attention maps."""
+    """Attention transfer: squared distance between normalized attention maps.
+
+    The value is the mean over the map's positions of the squared difference, as
+    ``at_loss`` in the reference code (Zagoruyko & Komodakis, attention-transfer), which
+    averages over batch and positions. The paper adds ``β/2 · Σ_j at_loss_j`` with
+    β = 1000, hence the default weight 500 per pair.
+    """
 
     name = "attention"
     needs_adapter = False
+    default_weight = 500.0
 
     def __call__(self, teacher_feat, student_feat):
         return tf.reduce_mean(tf.square(attention_map(teacher_feat) - attention_map(student_feat)), -1)
@@ -145,5 +159,48 @@ def feature_terms(pairs, adapters, losses, teacher_feats, student_feats):
         s = _match_spatial(s, t.shape)
         if adapter is not None:
             s = adapter(s)
-        terms.append(loss(tf.stop_gradient(t), s))
+        # float32 maths under mixed precision: float16 squares of activations overflow.
+        terms.append(loss(tf.stop_gradient(tf.cast(t, tf.float32)), tf.cast(s, tf.float32)))
     return terms
+
+
+# keras.losses spellings that mean tfkd's hint loss (MSE between feature maps).
+_KERAS_FEATURE_LOSSES = {"mse": "hint", "mean_squared_error": "hint"}
+
+
+class FeatureDistillation:
+    """keras.distillation's name for a feature term, accepted by the :class:`~tfkd.Distiller`.
+
+    ``FeatureDistillation(loss="mse", teacher_layer_name="t", student_layer_name="s")``
+    with weight ``w`` in ``distillation_loss_weights`` is tfkd's
+    ``FeaturePair(teacher="t", student="s", loss="hint", weight=(1 - student_loss_weight) * w)``
+    (keras.distillation weights every distillation term by ``1 - student_loss_weight``).
+
+    Args:
+      loss: ``"mse"`` (default; tfkd's ``hint``, which adds a 1×1 adapter only when the
+        channel counts differ), ``"hint"`` or ``"attention"``.
+      teacher_layer_name: the teacher layer (required by tfkd).
+      student_layer_name: the student layer (required by tfkd).
+
+    Raises:
+      ValueError: a layer name is missing.
+      UnknownNameError: an unknown loss.
+    """
+
+    def __init__(self, loss="mse", teacher_layer_name=None, student_layer_name=None):
+        if not teacher_layer_name or not student_layer_name:
+            raise ValueError("FeatureDistillation: tfkd needs teacher_layer_name and "
+                             "student_layer_name (for final outputs use LogitsDistillation)")
+        self.loss = loss
+        self.teacher_layer_name = teacher_layer_name
+        self.student_layer_name = student_layer_name
+        FEATURE_LOSSES.get(self.tfkd_loss)
+
+    @property
+    def tfkd_loss(self):
+        """The tfkd feature-loss name this loss maps onto."""
+        return _KERAS_FEATURE_LOSSES.get(self.loss, self.loss)
+
+    def get_config(self):
+        return {"loss": self.loss, "teacher_layer_name": self.teacher_layer_name,
+                "student_layer_name": self.student_layer_name}

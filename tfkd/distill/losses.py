@@ -5,13 +5,22 @@ sample; the :class:`~tfkd.Distiller` reduces them over the batch. The value is t
 distillation term as logged under ``distillation_loss`` (for ``kl`` that includes the T²
 factor of Hinton et al. 2015, which keeps the soft-target gradients on the same scale as
 the hard-label ones when T changes).
+
+Presets reproduce a paper's weighting: ``get_loss({"name": "dkd", "preset": "paper"})``
+sets the loss's own parameters and carries the Distiller settings (``temperature`` and
+``alpha``) that give the paper's CE : distillation ratio in tfkd's
+``alpha · CE + (1 − alpha) · distillation`` form (ratio 1 : w ⇒ ``alpha = 1 / (1 + w)``;
+the total is the paper's divided by ``1 + w``, which Adam does not notice; with SGD
+multiply the learning rate by ``1 + w``).
 """
+
+import inspect
 
 import tensorflow as tf
 
 from tfkd.registry import Registry
 
-__all__ = ["KL", "MSE", "DKD", "DIST", "LOSSES", "get_loss"]
+__all__ = ["KL", "MSE", "DKD", "DIST", "LOSSES", "LogitsDistillation", "get_loss"]
 
 _EPS = 1e-12
 
@@ -23,11 +32,27 @@ def _kl(p_logits, q_logits, temperature):
     return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
 
 
+def _non_negative(value, key):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{key}: must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _renamed(new, old, new_key, old_key, default):
+    """Resolves a parameter that also has an old spelling (kept for existing configs)."""
+    if new is not None and old is not None:
+        raise ValueError(f"{new_key}: given twice (also as its old name {old_key!r})")
+    if new is not None:
+        return new
+    return default if old is None else old
+
+
 class KL:
     """Hinton et al. 2015: T² · KL(softmax(teacher/T) ‖ softmax(student/T))."""
 
     name = "kl"
     needs_labels = False
+    uses_epoch = False
 
     def __call__(self, labels, teacher_logits, student_logits, temperature):
         t = tf.cast(temperature, student_logits.dtype)
@@ -42,6 +67,7 @@ class MSE:
 
     name = "mse"
     needs_labels = False
+    uses_epoch = False
 
     def __call__(self, labels, teacher_logits, student_logits, temperature):
         return tf.reduce_mean(tf.square(teacher_logits - student_logits), axis=-1)
@@ -51,28 +77,42 @@ class MSE:
 
 
 class DKD:
-    """Decoupled KD (Zhao et al. 2022): T² · (alpha · TCKD + beta · NCKD).
+    """Decoupled KD (Zhao et al. 2022): w · T² · (tckd_weight · TCKD + nckd_weight · NCKD).
 
     TCKD is the binary KL between the target-class probability of teacher and student;
-    NCKD the KL between their distributions over the non-target classes alone.
+    NCKD the KL between their distributions over the non-target classes alone. As in the
+    reference code (mdistiller), the term is ramped in linearly:
+    ``w = min(epoch / warmup_epochs, 1)`` with ``epoch`` counted from 1, which the
+    Distiller passes in during ``fit``; called without ``epoch`` the loss is not ramped.
 
     Args:
-      alpha: weight of the target-class term (paper: 1.0).
-      beta: weight of the non-target term (paper: 8.0).
+      tckd_weight: weight of the target-class term (paper: 1.0).
+      nckd_weight: weight of the non-target term (paper: 8.0 on CIFAR-100).
+      warmup_epochs: epochs over which the term ramps in (paper: 20); 0 turns it off.
+      alpha, beta: old names of ``tckd_weight`` and ``nckd_weight``, still accepted.
+      preset: ``"paper"`` for the published setting (see :data:`DKD.PRESETS`).
     """
 
     name = "dkd"
     needs_labels = True
+    uses_epoch = True
+    #: Published settings: loss parameters plus the Distiller's temperature and alpha.
+    #: Paper (CIFAR-100): CE 1 : DKD 1, α = 1, β = 8, T = 4, warm-up 20 ⇒ alpha = 0.5.
+    PRESETS = {"paper": {"loss": {"tckd_weight": 1.0, "nckd_weight": 8.0, "warmup_epochs": 20},
+                         "distiller": {"temperature": 4.0, "alpha": 0.5}}}
 
-    def __init__(self, alpha=1.0, beta=8.0):
-        if alpha < 0:
-            raise ValueError(f"dkd alpha: must be >= 0, got {alpha}")
-        if beta < 0:
-            raise ValueError(f"dkd beta: must be >= 0, got {beta}")
-        self.alpha = float(alpha)
-        self.beta = float(beta)
+    def __init__(self, tckd_weight=None, nckd_weight=None, warmup_epochs=20, *, alpha=None,
+                 beta=None):
+        self.tckd_weight = _non_negative(
+            _renamed(tckd_weight, alpha, "dkd tckd_weight", "alpha", 1.0), "dkd tckd_weight")
+        self.nckd_weight = _non_negative(
+            _renamed(nckd_weight, beta, "dkd nckd_weight", "beta", 8.0), "dkd nckd_weight")
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) \
+                or warmup_epochs < 0:
+            raise ValueError(f"dkd warmup_epochs: must be an integer >= 0, got {warmup_epochs!r}")
+        self.warmup_epochs = warmup_epochs
 
-    def __call__(self, labels, teacher_logits, student_logits, temperature):
+    def __call__(self, labels, teacher_logits, student_logits, temperature, epoch=None):
         t = tf.cast(temperature, student_logits.dtype)
         n = tf.shape(student_logits)[-1]
         labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
@@ -86,10 +126,15 @@ class DKD:
         # offset keeps it finite under float32).
         big = tf.cast(1000.0, student_logits.dtype) * mask
         nckd = _kl(teacher_logits / t - big, student_logits / t - big, 1.0)
-        return t * t * (self.alpha * tckd + self.beta * nckd)
+        value = t * t * (self.tckd_weight * tckd + self.nckd_weight * nckd)
+        if epoch is not None and self.warmup_epochs:
+            ramp = tf.minimum(tf.cast(epoch, value.dtype) / self.warmup_epochs, 1.0)
+            value = ramp * value
+        return value
 
     def get_config(self):
-        return {"name": self.name, "alpha": self.alpha, "beta": self.beta}
+        return {"name": self.name, "tckd_weight": self.tckd_weight,
+                "nckd_weight": self.nckd_weight, "warmup_epochs": self.warmup_epochs}
 
 
 def _pearson_distance(a, b, axis):
@@ -103,24 +148,30 @@ def _pearson_distance(a, b, axis):
 class DIST:
     """DIST (Huang et al. 2022): Pearson-correlation matching, inter- and intra-class.
 
-    The inter-class term is per sample (correlation across classes); the intra-class
-    term is per class across the batch and is added to every sample's value.
+    T² · (inter_weight · inter + intra_weight · intra). The inter-class term is per sample
+    (correlation across classes); the intra-class term is per class across the batch and
+    is added to every sample's value.
 
     Args:
-      beta: weight of the inter-class term (paper: 1.0).
-      gamma: weight of the intra-class term (paper: 1.0).
+      inter_weight: weight of the inter-class term (reference code: β = 1).
+      intra_weight: weight of the intra-class term (reference code: γ = 1).
+      beta, gamma: old names of ``inter_weight`` and ``intra_weight``, still accepted.
+      preset: ``"paper"`` for the published setting (see :data:`DIST.PRESETS`).
     """
 
     name = "dist"
     needs_labels = False
+    uses_epoch = False
+    #: Published settings. Reference (CIFAR-100): CE 1 : DIST 2 with τ = 4 and β = γ = 1
+    #: inside the loss ⇒ alpha = 1 / (1 + 2) = 1/3.
+    PRESETS = {"paper": {"loss": {"inter_weight": 1.0, "intra_weight": 1.0},
+                         "distiller": {"temperature": 4.0, "alpha": 1.0 / 3.0}}}
 
-    def __init__(self, beta=1.0, gamma=1.0):
-        if beta < 0:
-            raise ValueError(f"dist beta: must be >= 0, got {beta}")
-        if gamma < 0:
-            raise ValueError(f"dist gamma: must be >= 0, got {gamma}")
-        self.beta = float(beta)
-        self.gamma = float(gamma)
+    def __init__(self, inter_weight=None, intra_weight=None, *, beta=None, gamma=None):
+        self.inter_weight = _non_negative(
+            _renamed(inter_weight, beta, "dist inter_weight", "beta", 1.0), "dist inter_weight")
+        self.intra_weight = _non_negative(
+            _renamed(intra_weight, gamma, "dist intra_weight", "gamma", 1.0), "dist intra_weight")
 
     def __call__(self, labels, teacher_logits, student_logits, temperature):
         t = tf.cast(temperature, student_logits.dtype)
@@ -128,27 +179,87 @@ class DIST:
         p_s = tf.nn.softmax(student_logits / t, axis=-1)
         inter = _pearson_distance(p_s, p_t, axis=-1)
         intra = tf.reduce_mean(_pearson_distance(p_s, p_t, axis=0))
-        return t * t * (self.beta * inter + self.gamma * intra)
+        return t * t * (self.inter_weight * inter + self.intra_weight * intra)
 
     def get_config(self):
-        return {"name": self.name, "beta": self.beta, "gamma": self.gamma}
+        return {"name": self.name, "inter_weight": self.inter_weight,
+                "intra_weight": self.intra_weight}
 
 
 LOSSES = Registry("loss", {"kl": KL, "mse": MSE, "dkd": DKD, "dist": DIST})
+
+# keras.distillation / keras.losses spellings of the logit losses tfkd has.
+_KERAS_NAMES = {"kl_divergence": "kl", "kld": "kl", "kullback_leibler_divergence": "kl"}
 
 
 def get_loss(spec):
     """Builds a distillation loss from a name, a ``{"name": ..., **params}`` dict or an object.
 
+    A dict may hold ``"preset"`` (e.g. ``{"name": "dkd", "preset": "paper"}``): the
+    preset's parameters are used, any other key in the dict overrides them, and the
+    returned loss carries the preset's Distiller settings in ``distiller_settings``.
+
     Raises:
-      UnknownNameError: the name is not registered (the message lists the valid ones).
+      UnknownNameError: the name or preset is not registered (the message lists the
+        valid ones).
+      ValueError: a bad parameter value.
     """
     if isinstance(spec, str):
-        return LOSSES.get(spec)()
+        return LOSSES.get(_KERAS_NAMES.get(spec, spec))()
     if isinstance(spec, dict):
         params = dict(spec)
-        return LOSSES.get(params.pop("name", None))(**params)
+        name = params.pop("name", None)
+        cls = LOSSES.get(_KERAS_NAMES.get(name, name) if isinstance(name, str) else name)
+        preset_name = params.pop("preset", None)
+        settings = None
+        if preset_name is not None:
+            presets = Registry(f"{cls.name} preset", getattr(cls, "PRESETS", {}))
+            preset = presets.get(preset_name)
+            params = {**preset["loss"], **params}
+            settings = dict(preset["distiller"])
+        unknown = sorted(set(params) - set(inspect.signature(cls).parameters))
+        if unknown:
+            raise ValueError(f"loss {cls.name}: unknown parameter {unknown[0]!r}; "
+                             f"known: {', '.join(inspect.signature(cls).parameters)}, preset")
+        loss = cls(**params)
+        loss.preset = preset_name
+        loss.distiller_settings = settings
+        return loss
     if callable(spec) and hasattr(spec, "get_config"):
         return spec
     raise TypeError(f"loss: must be a name ({', '.join(LOSSES.names())}) or a loss object, "
                     f"got {spec!r}")
+
+
+def loss_config(loss):
+    """``loss.get_config()`` plus its preset name, so that a saved config rebuilds it."""
+    config = dict(loss.get_config())
+    if getattr(loss, "preset", None) is not None:
+        config["preset"] = loss.preset
+    return config
+
+
+class LogitsDistillation:
+    """keras.distillation's name for the logit term, accepted by the :class:`~tfkd.Distiller`.
+
+    ``Distiller(distillation_losses=[LogitsDistillation(temperature=3.0)])`` is tfkd's
+    ``Distiller(loss="kl", temperature=3.0)``.
+
+    Args:
+      temperature: softmax temperature T > 0 (keras.distillation's default 3.0).
+      loss: ``"kl_divergence"`` (default, tfkd's ``kl``) or any tfkd logit loss: a name
+        (kl, mse, dkd, dist), a ``{"name": ..., **params}`` dict or a loss object.
+    """
+
+    def __init__(self, temperature=3.0, loss="kl_divergence"):
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not temperature > 0:
+            raise ValueError(f"LogitsDistillation temperature: must be a number > 0, "
+                             f"got {temperature!r}")
+        self.temperature = float(temperature)
+        self.loss = loss
+        get_loss(loss)  # fail here, not at fit time
+
+    def get_config(self):
+        loss = self.loss if isinstance(self.loss, (str, dict)) else loss_config(self.loss)
+        return {"temperature": self.temperature, "loss": loss}
