@@ -12,19 +12,17 @@ Usage: python benchmarks/kd_methods.py [DATA] [--seeds 3] [--epochs 25] [--stude
 import argparse
 import dataclasses
 import os
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from tfkd.config import DistillConfig, load  # noqa: E402
-from tfkd.data import frontend  # noqa: E402
+from tfkd.config import load  # noqa: E402
+from tfkd.distill.features import FeaturePair  # noqa: E402
 from tfkd.models import build  # noqa: E402
-from tfkd.pipeline import training  # noqa: E402
-from tfkd.pipeline.runner import Context  # noqa: E402
-from tfkd.pipeline.stages import load_data, stage_data  # noqa: E402
+from tfkd.pipeline.stages import build_data  # noqa: E402
+from tfkd.pipeline.training import FitSettings, Progress, accuracy, fit  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -40,33 +38,35 @@ def main():
     ap.add_argument("--methods", default="", help="comma-separated name prefixes to run (default: all)")
     args = ap.parse_args()
     cfg = load(os.path.join(HERE, "..", "pipelines", "kws_micro.yaml"), [f"data.path={os.path.abspath(args.data)}"])
-    quiet = dict(tty=False, echo=lambda *_: None)
-    with tempfile.TemporaryDirectory() as tmp:
-        stage_data(cfg, tmp, {}, Context(seed=0, run_dir=tmp, metrics={}, **quiet))
-        data, labels, fp = load_data(tmp)
-    shape, n = frontend.feature_shape(fp), len(labels)
+    quiet = Progress(echo=lambda *_: None)
+    data, _ = build_data(cfg.data, cfg.features, seed=0)
+    shape, n = data.input_shape, len(data.labels)
+    x_test, y_test = data.arrays("test")
     teacher = build(cfg.teacher.model, shape, n, **cfg.teacher.params)
-    training.fit_plain(teacher, data, cfg.teacher.epochs, 64, cfg.teacher.learning_rate, 0, **quiet)
-    t_acc = training.accuracy(teacher, data["x_test"], data["y_test"])
+    fit(teacher, data, FitSettings(epochs=cfg.teacher.epochs, batch_size=64,
+                                   learning_rate=cfg.teacher.learning_rate), progress=quiet)
+    t_acc = accuracy(teacher, x_test, y_test)
     student_params = {"size": "s", "channels": args.student_channels, "blocks": args.student_blocks}
 
     def student():
         return build("ds_cnn", shape, n, **student_params)
 
-    base = dataclasses.replace(cfg.distill, epochs=args.epochs)
-    hint = [{"teacher": "stage1_block0_out", "student": "relu_pw2", "loss": "hint", "weight": 1.0}]
-    att = [{"teacher": "stage1_block0_out", "student": "relu_pw2", "loss": "attention", "weight": 100.0}]
+    dc = cfg.distill
+    base = FitSettings.distilling(dc, epochs=args.epochs, batch_size=dc.batch_size,
+                                  learning_rate=dc.learning_rate)
+    hint = (FeaturePair(teacher="stage1_block0_out", student="relu_pw2", loss="hint", weight=1.0),)
+    att = (FeaturePair(teacher="stage1_block0_out", student="relu_pw2", loss="attention", weight=100.0),)
 
-    def kd(dc, teach=None):
+    def kd(settings, teach=None):
         def run(seed):
             s = student()
-            training.fit_distill(s, teach or teacher, data, dc, dc.epochs, dc.learning_rate, seed, **quiet)
+            fit(s, data, settings, teach or teacher, seed=seed, progress=quiet)
             return s
         return run
 
     def plain(seed):
         s = student()
-        training.fit_plain(s, data, base.epochs, base.batch_size, base.learning_rate, seed, **quiet)
+        fit(s, data, base, seed=seed, progress=quiet)
         return s
 
     def born_again(seed):
@@ -75,7 +75,7 @@ def main():
 
     def assistant_chain(seed):
         ta = build("ds_cnn", shape, n, size="m")
-        training.fit_distill(ta, teacher, data, base, base.epochs, base.learning_rate, seed, **quiet)
+        fit(ta, data, base, teacher, seed=seed, progress=quiet)
         return kd(base, ta)(seed + 1)
 
     methods = {
@@ -90,7 +90,7 @@ def main():
     }
     print(f"teacher {cfg.teacher.model} ({teacher.count_params()} params): test accuracy {t_acc:.4f}")
     print(f"student ds_cnn {student_params} ({student().count_params()} params), {args.epochs} epochs, "
-          f"{args.seeds} seeds, {len(data['y_test'])} test clips")
+          f"{args.seeds} seeds, {len(y_test)} test clips")
     print(f"{'method':32s} {'mean':>7s} {'std':>7s}  per seed            time/seed")
     wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name, fn in methods.items():
@@ -98,7 +98,7 @@ def main():
             continue
         accs, start = [], time.perf_counter()
         for seed in range(args.seeds):
-            accs.append(training.accuracy(fn(seed), data["x_test"], data["y_test"]))
+            accs.append(accuracy(fn(seed), x_test, y_test))
         per = (time.perf_counter() - start) / args.seeds
         print(f"{name:32s} {np.mean(accs):7.4f} {np.std(accs):7.4f}  "
               f"{' '.join(f'{a:.3f}' for a in accs):18s} {per:6.0f} s", flush=True)

@@ -1,15 +1,17 @@
 """The pipeline schema: frozen dataclasses per stage, loaded from YAML with overrides.
 
 ``load(path, overrides)`` reads YAML with ``yaml.safe_load`` (no tags that run code),
-applies ``KEY=VALUE`` overrides (values read with ``yaml.safe_load`` too), checks every
-key, type and value, and reports the first problem with its full key path, e.g.
-``distill.temperature: must be > 0, got -1``. Relative paths in the YAML file are
-relative to that file; paths given as overrides are relative to the current directory.
+applies ``KEY=VALUE`` overrides (values read with ``yaml.safe_load`` too) and builds the
+dataclasses. Each field's rule lives with its field (the ``__post_init__`` of its class),
+and the first problem is reported with its full key path, e.g.
+``distill.temperature: must be > 0, got -1``. What needs models built (model parameters,
+feature taps, pruned layer names) is checked by :func:`tfkd.pipeline.checks.dry_build`.
+Relative paths in the YAML file are relative to that file; paths given as overrides are
+relative to the current directory.
 """
 
 import dataclasses
 import os
-import re
 import typing
 
 import yaml
@@ -17,32 +19,27 @@ import yaml
 from tfkd.data.augment import AugmentParams
 from tfkd.data.frontend import FeatureParams
 from tfkd.data.speech import label_folders
+from tfkd.distill.features import FeaturePair
+from tfkd.schema import ConfigError, build, require, safe_load, to_dict
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "DistillConfig",
            "PruneConfig", "QuantizeConfig", "ExportConfig", "BudgetConfig", "PipelineConfig",
-           "load", "to_dict", "apply_overrides"]
+           "load", "from_dict", "to_dict", "apply_overrides"]
 
 
-class ConfigError(ValueError):
-    """A bad key or value; the message starts with the full key path."""
+def _positive(obj, *names):
+    for n in names:
+        require(getattr(obj, n) >= 1, n, "must be >= 1", getattr(obj, n))
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2 booleans: only true/false are booleans, so that
-    the keywords ``yes``, ``no``, ``on`` and ``off`` stay strings in label lists."""
+def _rate(obj, name):
+    require(getattr(obj, name) > 0, name, "must be > 0", getattr(obj, name))
 
 
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
+def _model_name(name, field="model"):
+    from tfkd.models import MODELS
 
-
-def safe_load(text):
-    """``yaml.safe_load`` with YAML 1.2 booleans (see ``_Loader``)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    require(name in MODELS, field, f"unknown model (available: {', '.join(MODELS.names())})", name)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,7 +48,7 @@ class DataConfig:
 
     path: typing.Optional[str] = None
     """Local Speech-Commands-layout or ``<label>/*.wav`` folder; null reads TFDS."""
-    labels: typing.Optional[list] = None
+    labels: typing.Optional[tuple[str, ...]] = None
     """Label list in model order, or null for every sub-folder."""
     tfds_data_dir: typing.Optional[str] = None
     """TFDS data folder (when ``path`` is null)."""
@@ -68,6 +65,19 @@ class DataConfig:
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
     """Training-only augmentation (see ``tfkd.data.augment.AugmentParams``)."""
 
+    def __post_init__(self):
+        if self.path is not None:
+            require(os.path.isdir(self.path), "path", "folder does not exist", self.path)
+            require(bool(label_folders(self.path)), "path",
+                    "folder has no <label>/*.wav sub-folders", self.path)
+        if self.labels is not None:
+            require(len(self.labels) >= 2 and all(self.labels), "labels",
+                    "must be a list of at least 2 names or null", list(self.labels))
+        for k in ("validation_pct", "testing_pct"):
+            require(0 <= getattr(self, k) < 100, k, "must be in [0, 100)", getattr(self, k))
+        for k in ("unknown_share", "silence_share"):
+            require(getattr(self, k) >= 0, k, "must be >= 0", getattr(self, k))
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
@@ -77,6 +87,9 @@ class ModelConfig:
     """Registered model name (``tfkd.models.MODELS``)."""
     params: dict = dataclasses.field(default_factory=dict)
     """Keyword arguments of the builder (e.g. ``{size: s}``)."""
+
+    def __post_init__(self):
+        _model_name(self.model)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -95,6 +108,14 @@ class TeacherConfig:
     """Batch size."""
     learning_rate: float = 0.002
     """Peak learning rate (Adam, cosine decay)."""
+
+    def __post_init__(self):
+        if self.path is None:
+            _model_name(self.model)
+        else:
+            require(os.path.isfile(self.path), "path", "file does not exist", self.path)
+        _positive(self, "epochs", "batch_size")
+        _rate(self, "learning_rate")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -117,12 +138,26 @@ class DistillConfig:
     """Parameters of the logit loss (dkd: alpha, beta; dist: beta, gamma)."""
     cache: bool = True
     """Cache the teacher's logits per augmented view (not with ``features``)."""
-    features: list = dataclasses.field(default_factory=list)
+    features: tuple[FeaturePair, ...] = ()
     """Feature pairs: ``[{teacher: LAYER, student: LAYER, loss: hint|attention, weight: W}]``."""
     generations: int = 1
     """Born-again generations; > 1 lets each generation teach the next."""
-    assistants: list = dataclasses.field(default_factory=list)
+    assistants: tuple[ModelConfig, ...] = ()
     """Teacher-assistant chain: zoo models (``{model, params}``) distilled in turn."""
+
+    def __post_init__(self):
+        from tfkd.distill.losses import LOSSES, get_loss
+
+        _positive(self, "epochs", "batch_size", "generations")
+        _rate(self, "learning_rate")
+        _rate(self, "temperature")
+        require(0 <= self.alpha <= 1, "alpha", "must be in [0, 1]", self.alpha)
+        require(self.loss in LOSSES, "loss", f"unknown loss (available: {', '.join(LOSSES.names())})",
+                self.loss)
+        try:  # the loss checks its own parameters
+            get_loss(dict(self.loss_params, name=self.loss))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"loss_params: {e}") from None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -137,12 +172,30 @@ class PruneConfig:
     """magnitude: final fraction of zero weights, in [0, 1)."""
     schedule: str = "polynomial"
     """magnitude: polynomial or constant."""
-    exclude: list = dataclasses.field(default_factory=list)
+    exclude: tuple[str, ...] = ()
     """Layer names left unpruned."""
     epochs: int = 10
-    """Fine-tuning epochs (distillation loss on)."""
+    """Fine-tuning epochs; the distillation loss is on, with distill's temperature, alpha,
+    loss, loss_params, features and cache (labels alone without a teacher)."""
     learning_rate: float = 0.001
     """Peak fine-tuning learning rate."""
+    batch_size: typing.Optional[int] = None
+    """Fine-tuning batch size; null: ``distill.batch_size``."""
+
+    def __post_init__(self):
+        require(self.method in ("structured", "magnitude", "none"), "method",
+                "must be structured, magnitude or none", self.method)
+        require(0 <= self.ratio < 1, "ratio", "must be in [0, 1)", self.ratio)
+        require(0 <= self.target_sparsity < 1, "target_sparsity", "must be in [0, 1)",
+                self.target_sparsity)
+        require(self.schedule in ("polynomial", "constant"), "schedule",
+                "must be polynomial or constant", self.schedule)
+        require(self.epochs >= (1 if self.method == "magnitude" else 0), "epochs",
+                "must be >= 0 (>= 1 for magnitude pruning, which prunes while it fine-tunes)",
+                self.epochs)
+        _rate(self, "learning_rate")
+        require(self.batch_size is None or self.batch_size >= 1, "batch_size",
+                "must be >= 1 or null", self.batch_size)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -156,10 +209,22 @@ class QuantizeConfig:
     max_step_diff: int = 1
     """Fail when TFLM and LiteRT outputs differ by more int8 steps than this."""
     qat_epochs: int = 0
-    """Quantization-aware fine-tuning epochs, distillation loss on (0: post-training only).
-    After magnitude pruning the prune-preserving scheme keeps the zeros."""
+    """Quantization-aware fine-tuning epochs (0: post-training only); the distillation loss
+    is on, with distill's temperature, alpha, loss, loss_params, features and cache. After
+    magnitude pruning the prune-preserving scheme keeps the zeros."""
     qat_learning_rate: float = 0.0005
     """Peak learning rate of the quantization-aware fine-tuning."""
+    qat_batch_size: typing.Optional[int] = None
+    """Batch size of the quantization-aware fine-tuning; null: ``distill.batch_size``."""
+
+    def __post_init__(self):
+        _positive(self, "representative_samples")
+        require(0 <= self.min_agreement <= 1, "min_agreement", "must be in [0, 1]", self.min_agreement)
+        require(self.max_step_diff >= 0, "max_step_diff", "must be >= 0", self.max_step_diff)
+        require(self.qat_epochs >= 0, "qat_epochs", "must be >= 0", self.qat_epochs)
+        _rate(self, "qat_learning_rate")
+        require(self.qat_batch_size is None or self.qat_batch_size >= 1, "qat_batch_size",
+                "must be >= 1 or null", self.qat_batch_size)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -172,6 +237,10 @@ class ExportConfig:
     """Fraction added to the host-measured arena for the target (pointers, CMSIS-NN)."""
     golden_vectors: int = 4
     """Test clips written as int8 input/output vectors for an on-device check."""
+
+    def __post_init__(self):
+        require(self.arena_margin >= 0, "arena_margin", "must be >= 0", self.arena_margin)
+        require(self.golden_vectors >= 0, "golden_vectors", "must be >= 0", self.golden_vectors)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -186,6 +255,14 @@ class BudgetConfig:
     """Smallest TFLM int8 test accuracy."""
     max_int8_drop: typing.Optional[float] = None
     """Largest drop from the float student's to the TFLM int8 accuracy."""
+
+    def __post_init__(self):
+        for k in ("max_flash_bytes", "max_arena_bytes"):
+            v = getattr(self, k)
+            require(v is None or v > 0, k, "must be > 0 or null", v)
+        for k in ("min_int8_accuracy", "max_int8_drop"):
+            v = getattr(self, k)
+            require(v is None or 0 <= v <= 1, k, "must be in [0, 1] or null", v)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -207,155 +284,6 @@ class PipelineConfig:
     quantize: QuantizeConfig = dataclasses.field(default_factory=QuantizeConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     budgets: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
-
-
-# -- building dataclasses from plain data ---------------------------------------------
-
-def _type_name(t):
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
-            list: "a list", dict: "a mapping", tuple: "a list"}.get(t, getattr(t, "__name__", str(t)))
-
-
-def _check_value(value, hint, key):
-    origin = typing.get_origin(hint)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _check_value(value, args[0], key)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: must be a mapping, got {value!r}")
-        return _build(hint, value, key)
-    if value is None:
-        raise ConfigError(f"{key}: must be {_type_name(hint)}, got null")
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is tuple and isinstance(value, list):
-        return tuple(value)
-    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
-        raise ConfigError(f"{key}: must be {_type_name(hint)}, got {value!r}")
-    return value
-
-
-def _build(cls, data, prefix):
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise ConfigError(f"{_join(prefix, unknown[0])}: unknown key (allowed: {', '.join(names)})")
-    kwargs = {k: _check_value(v, hints[k], _join(prefix, k)) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as e:
-        msg = str(e)
-        field = msg.split(":", 1)[0] if ":" in msg else ""
-        if field in names:
-            raise ConfigError(f"{_join(prefix, field)}:{msg.split(':', 1)[1]}") from None
-        raise ConfigError(f"{prefix or 'config'}: {msg}") from None
-
-
-def _join(prefix, key):
-    return f"{prefix}.{key}" if prefix else str(key)
-
-
-def to_dict(cfg):
-    """A dataclass config as plain data (tuples as lists), for ``resolved.yaml``."""
-    def plain(v):
-        if isinstance(v, tuple):
-            return [plain(x) for x in v]
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-    return plain(dataclasses.asdict(cfg))
-
-
-# -- semantic checks --------------------------------------------------------------------
-
-def _require(cond, key, msg, value):
-    if not cond:
-        raise ConfigError(f"{key}: {msg}, got {value!r}")
-
-
-def _check(cfg):
-    from tfkd.distill.features import FEATURE_LOSSES
-    from tfkd.distill.losses import LOSSES
-    from tfkd.models import MODELS
-
-    d = cfg.data
-    if d.path is not None:
-        _require(os.path.isdir(d.path), "data.path", "folder does not exist", d.path)
-        _require(bool(label_folders(d.path)), "data.path", "folder has no <label>/*.wav sub-folders",
-                 d.path)
-    if d.labels is not None:
-        _require(len(d.labels) >= 2 and all(isinstance(l, str) and l for l in d.labels),
-                 "data.labels", "must be a list of at least 2 names or null", d.labels)
-    for k in ("validation_pct", "testing_pct"):
-        v = getattr(d, k)
-        _require(0 <= v < 100, f"data.{k}", "must be in [0, 100)", v)
-    for k in ("unknown_share", "silence_share"):
-        _require(getattr(d, k) >= 0, f"data.{k}", "must be >= 0", getattr(d, k))
-    models = [("student.model", cfg.student.model)]
-    if cfg.teacher is not None:
-        t = cfg.teacher
-        if t.path is not None:
-            _require(os.path.isfile(t.path), "teacher.path", "file does not exist", t.path)
-        else:
-            models.append(("teacher.model", t.model))
-        _require(t.epochs >= 1, "teacher.epochs", "must be >= 1", t.epochs)
-        _require(t.batch_size >= 1, "teacher.batch_size", "must be >= 1", t.batch_size)
-        _require(t.learning_rate > 0, "teacher.learning_rate", "must be > 0", t.learning_rate)
-    for key, name in models:
-        _require(name in MODELS, key, f"unknown model (available: {', '.join(MODELS.names())})", name)
-    s = cfg.distill
-    _require(s.epochs >= 1, "distill.epochs", "must be >= 1", s.epochs)
-    _require(s.batch_size >= 1, "distill.batch_size", "must be >= 1", s.batch_size)
-    _require(s.learning_rate > 0, "distill.learning_rate", "must be > 0", s.learning_rate)
-    _require(s.temperature > 0, "distill.temperature", "must be > 0", s.temperature)
-    _require(0 <= s.alpha <= 1, "distill.alpha", "must be in [0, 1]", s.alpha)
-    _require(s.loss in LOSSES, "distill.loss", f"unknown loss (available: {', '.join(LOSSES.names())})", s.loss)
-    _require(s.generations >= 1, "distill.generations", "must be >= 1", s.generations)
-    for i, f in enumerate(s.features):
-        key = f"distill.features[{i}]"
-        _require(isinstance(f, dict) and {"teacher", "student"} <= set(f) and
-                 set(f) <= {"teacher", "student", "loss", "weight"}, key,
-                 "must be {teacher: LAYER, student: LAYER, loss: hint|attention, weight: W}", f)
-        _require(f.get("loss", "hint") in FEATURE_LOSSES, f"{key}.loss",
-                 f"unknown feature loss (available: {', '.join(FEATURE_LOSSES.names())})", f.get("loss"))
-        _require(isinstance(f.get("weight", 1.0), (int, float)) and f.get("weight", 1.0) >= 0,
-                 f"{key}.weight", "must be a number >= 0", f.get("weight"))
-    for i, a in enumerate(s.assistants):
-        key = f"distill.assistants[{i}]"
-        name = a.get("model") if isinstance(a, dict) else a
-        _require(isinstance(name, str) and name in MODELS, key,
-                 f"unknown model (available: {', '.join(MODELS.names())})", a)
-    p = cfg.prune
-    _require(p.method in ("structured", "magnitude", "none"), "prune.method",
-             "must be structured, magnitude or none", p.method)
-    _require(0 <= p.ratio < 1, "prune.ratio", "must be in [0, 1)", p.ratio)
-    _require(0 <= p.target_sparsity < 1, "prune.target_sparsity", "must be in [0, 1)", p.target_sparsity)
-    _require(p.schedule in ("polynomial", "constant"), "prune.schedule", "must be polynomial or constant", p.schedule)
-    _require(p.epochs >= 0, "prune.epochs", "must be >= 0", p.epochs)
-    _require(p.learning_rate > 0, "prune.learning_rate", "must be > 0", p.learning_rate)
-    q = cfg.quantize
-    _require(q.representative_samples >= 1, "quantize.representative_samples", "must be >= 1",
-             q.representative_samples)
-    _require(0 <= q.min_agreement <= 1, "quantize.min_agreement", "must be in [0, 1]", q.min_agreement)
-    _require(q.max_step_diff >= 0, "quantize.max_step_diff", "must be >= 0", q.max_step_diff)
-    _require(q.qat_epochs >= 0, "quantize.qat_epochs", "must be >= 0", q.qat_epochs)
-    _require(q.qat_learning_rate > 0, "quantize.qat_learning_rate", "must be > 0", q.qat_learning_rate)
-    _require(cfg.export.arena_margin >= 0, "export.arena_margin", "must be >= 0", cfg.export.arena_margin)
-    _require(cfg.export.golden_vectors >= 0, "export.golden_vectors", "must be >= 0", cfg.export.golden_vectors)
-    for k in ("max_flash_bytes", "max_arena_bytes"):
-        v = getattr(cfg.budgets, k)
-        _require(v is None or v > 0, f"budgets.{k}", "must be > 0 or null", v)
-    for k in ("min_int8_accuracy", "max_int8_drop"):
-        v = getattr(cfg.budgets, k)
-        _require(v is None or 0 <= v <= 1, f"budgets.{k}", "must be in [0, 1] or null", v)
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -451,6 +379,4 @@ def load(path, overrides=()):
 
 def from_dict(raw):
     """Builds and checks a :class:`PipelineConfig` from plain data (paths already absolute)."""
-    cfg = _build(PipelineConfig, raw, "")
-    _check(cfg)
-    return cfg
+    return build(PipelineConfig, raw)

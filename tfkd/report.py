@@ -1,12 +1,12 @@
 """Metrics → ``report.md`` with PNG plots (training curves, accuracy and size per stage,
 the int8 model's confusion matrix)."""
 
-import json
 import os
 
 import numpy as np
 
 from tfkd.fileio import atomic_write
+from tfkd.pipeline.artifacts import RunFolder
 
 __all__ = ["write_report", "summary_rows", "format_table"]
 
@@ -44,20 +44,17 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def _plots(run_dir, metrics):
+def _plots(run, metrics):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plots = {}
-    os.makedirs(os.path.join(run_dir, "plots"), exist_ok=True)
     curves = []
     for stage in ("teacher", "distill", "prune"):
-        path = os.path.join(run_dir, stage, "history.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                h = json.load(f)
+        h = run.history(stage)
+        if h is not None:
             if h and all(isinstance(v, dict) for v in h.values()):
                 for k, v in h.items():
                     curves.append((f"{stage}/{k}", v))
@@ -75,14 +72,14 @@ def _plots(run_dir, metrics):
         for ax in axes:
             ax.set_xlabel("epoch")
             ax.legend(fontsize=7)
-        plots["curves"] = _save(fig, run_dir, "training_curves.png")
+        plots["curves"] = _save(fig, run, "training_curves.png")
     rows = [(n, a) for n, a, _ in summary_rows(metrics) if a is not None]
     if rows:
         fig, ax = plt.subplots(figsize=(8, 3))
         ax.barh([r[0] for r in rows][::-1], [r[1] for r in rows][::-1], color="tab:blue")
         ax.set_xlim(0, 1)
         ax.set_xlabel("test accuracy")
-        plots["accuracy"] = _save(fig, run_dir, "accuracy_per_stage.png")
+        plots["accuracy"] = _save(fig, run, "accuracy_per_stage.png")
     sizes = [(k, metrics[k]["params"]) for k in ("teacher", "distill", "prune")
              if k in metrics and "params" in metrics[k]]
     if sizes:
@@ -90,13 +87,10 @@ def _plots(run_dir, metrics):
         ax.bar([s[0] for s in sizes], [s[1] for s in sizes], color="tab:green")
         ax.set_yscale("log")
         ax.set_ylabel("parameters")
-        plots["size"] = _save(fig, run_dir, "size_per_stage.png")
-    pred_path = os.path.join(run_dir, "quantize", "tflm_predictions.npy")
-    data_path = os.path.join(run_dir, "data", "features.npz")
-    if os.path.exists(pred_path) and os.path.exists(data_path):
-        pred = np.load(pred_path)
-        with np.load(data_path) as z:
-            y = z["y_test"]
+        plots["size"] = _save(fig, run, "size_per_stage.png")
+    scored = run.test_predictions()
+    if scored is not None:
+        y, pred = scored
         labels = metrics.get("data", {}).get("labels", [str(i) for i in range(int(max(y.max(), pred.max())) + 1)])
         n = len(labels)
         cm = np.zeros((n, n), int)
@@ -112,25 +106,27 @@ def _plots(run_dir, metrics):
                     ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=6)
         ax.set_xlabel("predicted (int8, TFLite Micro)")
         ax.set_ylabel("true")
-        plots["confusion"] = _save(fig, run_dir, "confusion_int8.png")
+        plots["confusion"] = _save(fig, run, "confusion_int8.png")
     return plots
 
 
-def _save(fig, run_dir, name):
+def _save(fig, run, name):
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    path = os.path.join(run_dir, "plots", name)
-    tmp = os.path.join(run_dir, "plots", f".tmp-{name}")
+    path = run.plot(name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = run.plot(f".tmp-{name}")
     fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     os.replace(tmp, path)
-    return f"plots/{name}"
+    return os.path.relpath(path, run.root)
 
 
 def write_report(run_dir, metrics):
     """Writes ``report.md`` and its plots into the run folder; returns the report path."""
-    plots = _plots(run_dir, metrics)
+    run = RunFolder(run_dir)
+    plots = _plots(run, metrics)
     lines = ["# tfkd run report", "", "Accuracies are on the test split (speakers never heard "
              "in training); TFLite Micro figures are host figures (x86-64, reference kernels).",
              "", "```", format_table(summary_rows(metrics)), "```", ""]
@@ -154,6 +150,5 @@ def write_report(run_dir, metrics):
                        ("Size per stage", "size"), ("int8 confusion matrix (TFLite Micro)", "confusion")):
         if key in plots:
             lines += [f"## {title}", "", f"![{title}]({plots[key]})", ""]
-    path = os.path.join(run_dir, "report.md")
-    atomic_write(path, "\n".join(lines))
-    return path
+    atomic_write(run.report, "\n".join(lines))
+    return run.report

@@ -1,23 +1,30 @@
 """Scores a finished run's models on any folder, with the run's own features and labels."""
 
-import json
 import os
 
-import numpy as np
-
-from tfkd._keras import keras
 from tfkd.data import frontend, speech
-from tfkd.compress import quantize as q
+from tfkd.pipeline import artifacts
 from tfkd.pipeline.training import accuracy
+from tfkd.verify import score_int8
 
-__all__ = ["EvalError", "evaluate_run"]
+__all__ = ["EvalError", "evaluate_run", "eval_entries"]
 
 
 class EvalError(ValueError):
     """A run folder or data folder that cannot be scored; the message names it."""
 
 
-def _entries(path, run_labels, split):
+def eval_entries(path, run_labels, split):
+    """The clips of ``split`` in a folder, with labels mapped to the run's label order.
+
+    Folders that are not labels of the run map to ``_unknown_`` when the run has it.
+
+    Returns:
+      ``(index, entries)`` for :func:`tfkd.data.speech.load_waves`.
+
+    Raises:
+      EvalError: the folder does not exist, has strangers and no ``_unknown_``, or no clips.
+    """
     root = os.path.abspath(path)
     if not os.path.isdir(root):
         raise EvalError(f"--data: folder {root} does not exist")
@@ -44,23 +51,18 @@ def evaluate_run(run_dir, data_path, split="test"):
     Raises:
       EvalError: a missing run artifact or unusable data folder.
     """
-    need = {"features": os.path.join(run_dir, "data", "features.json"),
-            "labels": os.path.join(run_dir, "data", "labels.json"),
-            "int8 model": os.path.join(run_dir, "quantize", "model_int8.tflite"),
-            "student": os.path.join(run_dir, "prune", "student.keras")}
-    for what, p in need.items():
-        if not os.path.exists(p):
-            raise EvalError(f"{run_dir}: no {what} ({p}); is it a finished tfkd run?")
-    fp = frontend.FeatureParams.load(need["features"])
-    with open(need["labels"]) as f:
-        labels = json.load(f)
-    index, entries = _entries(data_path, labels, split)
+    run = artifacts.RunFolder(run_dir)
+    try:
+        fp = artifacts.load_feature_params(run.stage("data"))
+        labels = artifacts.load_labels(run.stage("data"))
+        flat = artifacts.load_quantized(run.stage("quantize")).flat
+        student = run.load("prune")
+    except (artifacts.ArtifactError, OSError) as e:
+        raise EvalError(str(e)) from None
+    index, entries = eval_entries(data_path, labels, split)
     waves, y, _ = speech.load_waves(index, entries, fp.sample_rate, fp.clip_samples)
     x = frontend.compute(waves, fp)
-    with open(need["int8 model"], "rb") as f:
-        flat = f.read()
-    scores, _ = q.score_int8(flat, x, y)
-    student = keras.models.load_model(need["student"], compile=False)
+    scores, _ = score_int8(flat, x, y)
     return {"accuracy_int8": scores["accuracy_int8"], "accuracy_tflm": scores["accuracy_tflm"],
             "accuracy_float": accuracy(student, x, y),
             "tflm_litert_agreement": scores["tflm_litert_agreement"], "n": int(len(y)),

@@ -1,48 +1,89 @@
-"""One function per pipeline stage: plain inputs (a config, a stage folder, the folders
-of earlier stages) and plain outputs (a metrics dict). The runner owns ordering, seeds,
-atomic stage folders and resume; Keras work lives in the helpers these functions call.
+"""One function per pipeline stage, with plain inputs and outputs.
+
+Each stage function takes the config sections it declares (``cfg.<section>``), a
+:class:`Context` and the products of earlier stages as keyword arguments, and returns
+``(product, metrics)``. It opens no file: :mod:`tfkd.pipeline.artifacts` saves and loads
+the products, and :mod:`tfkd.pipeline.runner` orders the stages (:data:`STAGES`).
 """
 
-import json
+import dataclasses
 import os
+import typing
 
 import numpy as np
 
 from tfkd._keras import keras
+from tfkd import verify
 from tfkd.compress import prune as prune_lib
 from tfkd.compress import quantize as q
 from tfkd.data import augment, frontend, speech
-from tfkd.export import carray, micro
-from tfkd.fileio import atomic_write, read_json, write_json
+from tfkd.data.dataset import Data
+from tfkd.export import carray
 from tfkd.models import build as build_model
-from tfkd.pipeline import training
+from tfkd.pipeline.artifacts import Firmware, Quantized, Trained
+from tfkd.pipeline.training import FitSettings, Progress, accuracy, fit
 
-__all__ = ["STAGES", "stage_data", "stage_teacher", "stage_distill", "stage_prune",
-           "stage_quantize", "stage_export", "StageError", "load_data", "VerificationError"]
+__all__ = ["Stage", "STAGES", "Context", "StageError", "build_data", "data", "teacher",
+           "distill", "prune", "quantize", "export"]
 
 
 class StageError(RuntimeError):
     """A stage that cannot go on; the message says why."""
 
 
-class VerificationError(StageError):
-    """A converted model that disagrees with its source beyond the allowed bounds."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Context:
+    """What a stage may use besides its config sections and inputs."""
+
+    seed: int
+    """The stage's own seed (derived from the master seed and the stage name)."""
+    echo: typing.Callable = print
+    """Progress line printer."""
+    tty: bool = False
+    """Keras progress bars instead of one line per epoch."""
+    logs: typing.Optional[str] = None
+    """TensorBoard root folder, or None."""
+    folder: typing.Optional[str] = None
+    """The stage's own (partial) folder, for a product written while it is made (a
+    streaming feature store); stages that return objects leave it alone."""
+
+    def progress(self, label, log=None):
+        """A :class:`tfkd.pipeline.training.Progress` for one training run."""
+        log_dir = os.path.join(self.logs, log) if self.logs and log else None
+        return Progress(label=label, echo=self.echo, tty=self.tty, log_dir=log_dir)
+
+
+def _test_accuracy(model, data):
+    return accuracy(model, *data.arrays("test"))
+
+
+def _val_accuracy(model, data):
+    return accuracy(model, *data.arrays("validation"))
 
 
 # -- data ---------------------------------------------------------------------------------
 
-def stage_data(cfg, out, inputs, ctx):
-    """Reads the clips, computes features, builds K augmented views of the training split."""
-    fp = cfg.features
-    d = cfg.data
+def build_data(d, fp, seed):
+    """Reads the clips, computes features and K augmented views of the training split.
+
+    Args:
+      d: a :class:`tfkd.config.DataConfig`.
+      fp: the :class:`tfkd.data.frontend.FeatureParams`.
+      seed: split, augmentation and SpecAugment seed.
+
+    Returns:
+      ``(Data, metrics)``.
+
+    Raises:
+      StageError: a split is empty.
+    """
     if d.path is not None:
         index = speech.scan(d.path, d.labels, validation_pct=d.validation_pct,
                             testing_pct=d.testing_pct, unknown_share=d.unknown_share,
-                            silence_share=d.silence_share, seed=ctx.seed)
+                            silence_share=d.silence_share, seed=seed)
         labels = list(index.labels)
         noise = speech.load_noise(index.noise_files, fp.sample_rate)
-        waves = {}
-        skipped = 0
+        waves, skipped = {}, 0
         for split in speech.SPLITS:
             w, y, s = speech.load_waves(index, index.split(split), fp.sample_rate, fp.clip_samples,
                                         skip_bad=d.skip_bad_files, noise=noise)
@@ -51,161 +92,111 @@ def stage_data(cfg, out, inputs, ctx):
         counts = index.counts()
     else:
         labels = list(d.labels or speech.KWS12)
-        noise = []
+        noise, skipped = [], 0
         waves = {split: speech.tfds_waves(split, tuple(labels), fp.sample_rate, fp.clip_samples,
                                           data_dir=d.tfds_data_dir) for split in speech.SPLITS}
-        skipped = 0
         counts = {s: {labels[i]: int(np.sum(w[1] == i)) for i in range(len(labels))}
                   for s, w in waves.items()}
     for split in ("train", "validation", "test"):
         if len(waves[split][1]) == 0:
             raise StageError(f"data: the {split} split is empty (data.path {d.path})")
-    views = augment.waveform_views(waves["train"][0], d.augment, noise, fp.sample_rate, ctx.seed)
+    views = augment.waveform_views(waves["train"][0], d.augment, noise, fp.sample_rate, seed)
     n, k, s = views.shape
     x_train = frontend.compute(views.reshape(n * k, s), fp).reshape((n, k) + frontend.feature_shape(fp))
-    x_train = augment.spec_augment(x_train, d.augment, ctx.seed + 1)
-    x_val = frontend.compute(waves["validation"][0], fp)
-    x_test = frontend.compute(waves["test"][0], fp)
-    np.savez(os.path.join(out, "features.npz"), x_train=x_train, y_train=waves["train"][1],
-             x_val=x_val, y_val=waves["validation"][1], x_test=x_test, y_test=waves["test"][1])
-    fp.save(os.path.join(out, "features.json"))
-    write_json(os.path.join(out, "labels.json"), labels)
-    return {"labels": labels, "clips": {s: int(len(waves[s][1])) for s in speech.SPLITS},
-            "views": int(k), "skipped_files": int(skipped), "counts": counts,
-            "input_shape": list(frontend.feature_shape(fp))}
+    x_train = augment.spec_augment(x_train, d.augment, seed + 1)
+    result = Data(labels, fp, (x_train, waves["train"][1]),
+                  (frontend.compute(waves["validation"][0], fp), waves["validation"][1]),
+                  (frontend.compute(waves["test"][0], fp), waves["test"][1]))
+    return result, {"labels": labels, "clips": {s: int(len(waves[s][1])) for s in speech.SPLITS},
+                    "views": int(k), "skipped_files": int(skipped), "counts": counts,
+                    "input_shape": list(frontend.feature_shape(fp))}
 
 
-def load_data(data_dir):
-    """The data stage's arrays, labels and feature settings."""
-    with np.load(os.path.join(data_dir, "features.npz")) as z:
-        arrays = {k: z[k] for k in z.files}
-    with open(os.path.join(data_dir, "labels.json")) as f:
-        labels = json.load(f)
-    return arrays, labels, frontend.FeatureParams.load(os.path.join(data_dir, "features.json"))
-
-
-def _load_teacher(inputs):
-    """The teacher stage's model, or None when the run has no teacher."""
-    if "teacher" not in inputs:
-        return None
-    return keras.models.load_model(os.path.join(inputs["teacher"], "teacher.keras"), compile=False)
-
-
-def _fine_tune(model, teacher, data, cfg, epochs, learning_rate, ctx, label, callbacks=(),
-               keep_best=True):
-    """Fine-tunes with the teacher still teaching (labels alone when there is none)."""
-    if teacher is None:
-        return training.fit_plain(model, data, epochs, cfg.distill.batch_size, learning_rate,
-                                  ctx.seed, callbacks=callbacks, tty=ctx.tty, echo=ctx.echo,
-                                  label=label, keep_best=keep_best)
-    return training.fit_distill(model, teacher, data, cfg.distill, epochs, learning_rate, ctx.seed,
-                                callbacks=callbacks, tty=ctx.tty, echo=ctx.echo, label=label,
-                                keep_best=keep_best)
-
-
-def _test_accuracy(model, data):
-    return training.accuracy(model, data["x_test"], data["y_test"])
+def data(cfg, ctx):
+    """The data stage: :func:`build_data` with the run's settings."""
+    return build_data(cfg.data, cfg.features, ctx.seed)
 
 
 # -- teacher ------------------------------------------------------------------------------
 
-def stage_teacher(cfg, out, inputs, ctx):
+def _load_teacher_file(path, num_labels):
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise StageError(f"teacher.path: cannot load {path}: {e}") from None
+    if model.output_shape[-1] != num_labels:
+        raise StageError(f"teacher.path: {path} has {model.output_shape[-1]} outputs, "
+                         f"the data has {num_labels} labels")
+    return model
+
+
+def teacher(cfg, ctx, *, data):
     """Trains the teacher on labels (or loads a ``.keras`` teacher) and scores it."""
-    data, labels, fp = load_data(inputs["data"])
     t = cfg.teacher
+    history = {}
     if t.path is not None:
-        try:
-            model = keras.models.load_model(t.path, compile=False)
-        except (OSError, ValueError) as e:
-            raise StageError(f"teacher.path: cannot load {t.path}: {e}") from None
-        if model.output_shape[-1] != len(labels):
-            raise StageError(f"teacher.path: {t.path} has {model.output_shape[-1]} outputs, "
-                             f"the data has {len(labels)} labels")
-        history = {}
+        model = _load_teacher_file(t.path, len(data.labels))
     else:
-        model = build_model(t.model, frontend.feature_shape(fp), len(labels), **t.params)
-        history = training.fit_plain(model, data, t.epochs, t.batch_size, t.learning_rate, ctx.seed,
-                                     tty=ctx.tty, echo=ctx.echo, label="teacher",
-                                     log_dir=ctx.log_dir("teacher"))
-    model.save(os.path.join(out, "teacher.keras"))
-    write_json(os.path.join(out, "history.json"), _plain(history))
-    return {"accuracy": _test_accuracy(model, data), "params": int(model.count_params()),
-            "val_accuracy": training.accuracy(model, data["x_val"], data["y_val"])}
-
-
-def _plain(history):
-    return {k: [float(v) for v in vals] for k, vals in history.items()}
+        model = build_model(t.model, data.input_shape, len(data.labels), **t.params)
+        settings = FitSettings(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate)
+        history = fit(model, data, settings, seed=ctx.seed,
+                      progress=ctx.progress("teacher", "teacher"))
+    return Trained(model=model, history=history), {
+        "accuracy": _test_accuracy(model, data), "params": int(model.count_params()),
+        "val_accuracy": _val_accuracy(model, data)}
 
 
 # -- distill ------------------------------------------------------------------------------
 
-def _spec(entry):
-    return (entry, {}) if isinstance(entry, str) else (entry["model"], entry.get("params", {}))
-
-
-def stage_distill(cfg, out, inputs, ctx):
+def distill(cfg, ctx, *, data, teacher):
     """Distils the student from the teacher, optionally through assistants and over
     born-again generations; without a teacher the first generation learns from labels."""
-    data, labels, fp = load_data(inputs["data"])
-    shape = frontend.feature_shape(fp)
     dc = cfg.distill
-    teacher = _load_teacher(inputs)
+    settings = FitSettings.distilling(dc, epochs=dc.epochs, batch_size=dc.batch_size,
+                                      learning_rate=dc.learning_rate)
+    n = len(data.labels)
     histories, chain = {}, []
-    for i, entry in enumerate(dc.assistants):
-        name, params = _spec(entry)
-        assistant = build_model(name, shape, len(labels), **params)
-        histories[f"assistant{i}"] = training.fit_distill(
-            assistant, teacher, data, dc, dc.epochs, dc.learning_rate, ctx.seed + 10 + i,
-            tty=ctx.tty, echo=ctx.echo, label=f"assistant {name}")
-        chain.append({"model": name, "params": int(assistant.count_params()),
+    for i, a in enumerate(dc.assistants):
+        assistant = build_model(a.model, data.input_shape, n, **a.params)
+        histories[f"assistant{i}"] = fit(assistant, data, settings, teacher, seed=ctx.seed + 10 + i,
+                                         progress=ctx.progress(f"assistant {a.model}"))
+        chain.append({"model": a.model, "params": int(assistant.count_params()),
                       "accuracy": _test_accuracy(assistant, data)})
         teacher = assistant
-    generations = []
-    student = None
+    generations, student = [], None
     for g in range(dc.generations):
-        student = build_model(cfg.student.model, shape, len(labels), **cfg.student.params)
+        student = build_model(cfg.student.model, data.input_shape, n, **cfg.student.params)
         label = "distill" if dc.generations == 1 else f"generation {g + 1}"
-        if teacher is None:
-            histories[f"gen{g}"] = training.fit_plain(
-                student, data, dc.epochs, dc.batch_size, dc.learning_rate, ctx.seed + 100 + g,
-                tty=ctx.tty, echo=ctx.echo, label=label, log_dir=ctx.log_dir(f"distill_gen{g}"))
-        else:
-            histories[f"gen{g}"] = training.fit_distill(
-                student, teacher, data, dc, dc.epochs, dc.learning_rate, ctx.seed + 100 + g,
-                tty=ctx.tty, echo=ctx.echo, label=label, log_dir=ctx.log_dir(f"distill_gen{g}"))
+        histories[f"gen{g}"] = fit(student, data, settings, teacher, seed=ctx.seed + 100 + g,
+                                   progress=ctx.progress(label, f"distill_gen{g}"))
         generations.append(_test_accuracy(student, data))
         teacher = student
-    student.save(os.path.join(out, "student.keras"))
-    write_json(os.path.join(out, "history.json"),
-               {k: _plain(h) for k, h in histories.items()})
     metrics = {"accuracy": generations[-1], "params": int(student.count_params()),
-               "val_accuracy": training.accuracy(student, data["x_val"], data["y_val"])}
+               "val_accuracy": _val_accuracy(student, data)}
     if dc.generations > 1:
         metrics["generations"] = generations
     if chain:
         metrics["assistants"] = chain
-    return metrics
+    return Trained(model=student, history=histories), metrics
 
 
 # -- prune --------------------------------------------------------------------------------
 
-def stage_prune(cfg, out, inputs, ctx):
+def prune(cfg, ctx, *, data, student, teacher):
     """Prunes the distilled student with the teacher still teaching."""
-    data, labels, fp = load_data(inputs["data"])
-    student = keras.models.load_model(os.path.join(inputs["distill"], "student.keras"), compile=False)
-    teacher = _load_teacher(inputs)
     p = cfg.prune
-    steps_per_epoch = int(np.ceil(len(data["y_train"]) / cfg.distill.batch_size))
+    settings = FitSettings.distilling(cfg.distill, epochs=p.epochs,
+                                      batch_size=p.batch_size or cfg.distill.batch_size,
+                                      learning_rate=p.learning_rate)
+    steps_per_epoch = data.steps_per_epoch(settings.batch_size)
     history = {}
 
     def train(model, callbacks, keep_best=True):
         if p.epochs:
-            history.update(_fine_tune(model, teacher, data, cfg, p.epochs, p.learning_rate, ctx,
-                                      "prune", callbacks, keep_best))
+            history.update(fit(model, data, dataclasses.replace(settings, keep_best=keep_best),
+                               teacher, callbacks, seed=ctx.seed, progress=ctx.progress("prune")))
 
     if p.method == "magnitude":
-        if p.epochs == 0:
-            raise StageError("prune.epochs: magnitude pruning needs >= 1 fine-tuning epoch")
         end = max(1, int(0.75 * p.epochs * steps_per_epoch))
         pruned = prune_lib.magnitude_prune(
             student, lambda m, cb: train(m, cb, keep_best=False), target_sparsity=p.target_sparsity,
@@ -216,78 +207,53 @@ def stage_prune(cfg, out, inputs, ctx):
     else:
         pruned = student
     per_layer, sparsity = prune_lib.kernel_sparsity(pruned)
-    pruned.save(os.path.join(out, "student.keras"))
-    write_json(os.path.join(out, "history.json"), _plain(history))
-    return {"method": p.method, "accuracy": _test_accuracy(pruned, data),
-            "params": int(pruned.count_params()), "sparsity": sparsity,
-            "sparsity_per_layer": per_layer}
+    return Trained(model=pruned, history=history), {
+        "method": p.method, "accuracy": _test_accuracy(pruned, data),
+        "params": int(pruned.count_params()), "sparsity": sparsity,
+        "sparsity_per_layer": per_layer}
 
 
 # -- quantize -----------------------------------------------------------------------------
 
-def stage_quantize(cfg, out, inputs, ctx):
-    """Converts to full int8 and verifies it on the host in LiteRT and TFLite Micro."""
-    data, labels, fp = load_data(inputs["data"])
-    student = keras.models.load_model(os.path.join(inputs["prune"], "student.keras"), compile=False)
-    x_clean = data["x_train"][:, 0]
-    rep = q.representative_sample(x_clean, cfg.quantize.representative_samples, seed=ctx.seed)
+def quantize(cfg, ctx, *, data, student, teacher):
+    """Converts to full int8 (after optional QAT) and verifies the model it converted."""
     qc = cfg.quantize
-    qat_metrics = {"qat": qc.qat_epochs > 0}
+    converted = student
+    extra = {"qat": qc.qat_epochs > 0}
     if qc.qat_epochs:
-        teacher = _load_teacher(inputs)
-
-        def train(model, callbacks):
-            _fine_tune(model, teacher, data, cfg, qc.qat_epochs, qc.qat_learning_rate, ctx, "qat",
-                       callbacks)
-
-        qat = q.quantization_aware(student, train, preserve_sparsity=cfg.prune.method == "magnitude")
-        qat_metrics["accuracy_qat_float"] = _test_accuracy(qat, data)
-        flat = q.convert_int8(qat, rep)
-    else:
-        flat = q.convert_int8(student, rep)
-    ops = q.check_int8(flat)
-    # float .tflite vs Keras: the conversion itself must not change the function.
-    float_flat = q.convert_float(student)
-    probe = data["x_test"][:16]
-    keras_out = student.predict(probe, verbose=0)
-    lite_out = q.LiteRTRunner(float_flat).run_float(probe)
-    float_diff = float(np.max(np.abs(keras_out - lite_out))) if len(probe) else 0.0
-    if float_diff > 1e-3 * max(1.0, float(np.max(np.abs(keras_out)))):
-        raise VerificationError(f"quantize: float TFLite differs from Keras by {float_diff:.2e}")
-    scores, pred = q.score_int8(flat, data["x_test"], data["y_test"])
-    if scores["tflm_litert_max_step_diff"] > cfg.quantize.max_step_diff:
-        raise VerificationError(
-            f"quantize: TFLM and LiteRT outputs differ by {scores['tflm_litert_max_step_diff']} "
-            f"int8 steps (quantize.max_step_diff {cfg.quantize.max_step_diff})")
-    if scores["tflm_litert_agreement"] < cfg.quantize.min_agreement:
-        raise VerificationError(
-            f"quantize: TFLM/LiteRT argmax agreement {scores['tflm_litert_agreement']:.4f} is below "
-            f"quantize.min_agreement {cfg.quantize.min_agreement}")
-    float_pred = student.predict(data["x_test"], verbose=0).argmax(-1)
-    float_acc = float(np.mean(float_pred == data["y_test"])) if len(pred) else float("nan")
-    per_op, tflite_sparsity = q.tflite_weight_sparsity(flat)
-    atomic_write(os.path.join(out, "model_int8.tflite"), flat)
-    np.save(os.path.join(out, "tflm_predictions.npy"), pred)
-    return {**scores, **qat_metrics, "accuracy_float": float_acc,
-            "int8_float_agreement": float(np.mean(float_pred == pred)) if len(pred) else float("nan"),
-            "float_tflite_max_abs_diff": float_diff, "ops": ops,
-            "weight_sparsity": tflite_sparsity, "weight_sparsity_per_op": per_op,
-            "arena_bytes_host": int(micro.measure_arena(flat))}
+        settings = FitSettings.distilling(cfg.distill, epochs=qc.qat_epochs,
+                                          batch_size=qc.qat_batch_size or cfg.distill.batch_size,
+                                          learning_rate=qc.qat_learning_rate)
+        converted = q.quantization_aware(
+            student, lambda m, cb: fit(m, data, settings, teacher, cb, seed=ctx.seed,
+                                       progress=ctx.progress("qat")),
+            preserve_sparsity=cfg.prune.method == "magnitude")
+        extra["accuracy_qat_float"] = _test_accuracy(converted, data)
+    flat = q.convert_int8(converted, data.representative(qc.representative_samples, ctx.seed))
+    x, y = data.arrays("test")
+    # The float check and accuracy_float use the model that was converted (the QAT
+    # model after QAT), not the student it started from.
+    report = verify.verify_int8(flat, converted, x, y, float_flat=q.convert_float(converted),
+                                max_step_diff=qc.max_step_diff, min_agreement=qc.min_agreement)
+    report.raise_for_failures()
+    metrics = {**report.metrics, **extra}
+    gates = [dict(key=g.key, measured=g.measured, bound=g.bound, passed=g.passed)
+             for g in report.gates]
+    return Quantized(flat=flat, predictions=report.predictions,
+                     verification={**report.metrics, "gates": gates}), metrics
 
 
 # -- export -------------------------------------------------------------------------------
 
-def stage_export(cfg, out, inputs, ctx):
-    """Writes ``.tflite``, ``.cc``, ``.h``, ``_ops.h`` and golden vectors."""
-    data, labels, fp = load_data(inputs["data"])
-    with open(os.path.join(inputs["quantize"], "model_int8.tflite"), "rb") as f:
-        flat = f.read()
+def export(cfg, ctx, *, data, quantized):
+    """Renders ``.tflite``, ``.cc``, ``.h``, ``_ops.h`` and golden vectors."""
+    flat = quantized.flat
     # The quantize stage measured the arena and the TFLM accuracy of this very file.
-    qm = read_json(os.path.join(inputs["quantize"], "done.json"))["metrics"]
-    ops = qm["ops"]
-    arena = int(qm["arena_bytes_host"])
+    qm = quantized.verification
+    ops, arena = qm["ops"], int(qm["arena_bytes_host"])
     margin = int(np.ceil(arena * cfg.export.arena_margin / 16.0) * 16)
-    (in_s, in_z), (out_s, out_z) = q.io_quantization(flat)
+    (in_s, in_z), (out_s, out_z) = verify.io_quantization(flat)
+    fp = data.features
     name = cfg.export.name or cfg.name
     constants = {
         "InputScale": in_s, "InputZeroPoint": in_z, "OutputScale": out_s, "OutputZeroPoint": out_z,
@@ -298,26 +264,52 @@ def stage_export(cfg, out, inputs, ctx):
         "FeatureLowerBandHz": float(fp.lower_band_hz), "FeatureUpperBandHz": float(fp.upper_band_hz),
         "FeaturePcan": bool(fp.enable_pcan), "FeatureNoiseReduction": bool(fp.noise_reduction),
         "ArenaBytesHost": arena, "ArenaMarginBytes": margin, "TensorArenaSize": arena + margin,
-        "Int8TestAccuracy": float(qm.get("accuracy_tflm", float("nan"))),
+        "Int8TestAccuracy": float(qm.get("accuracy_tflm") or float("nan")),
     }
-    paths = carray.write_firmware_files(flat, out, name, labels, constants, ops)
-    n = min(cfg.export.golden_vectors, len(data["y_test"]))
+    files = {}
+    kinds = carray.write_firmware_files(flat, "", name, list(data.labels), constants, ops,
+                                        writer=files.__setitem__)
+    ident = carray.c_identifier(name)
+    x, y = data.arrays("test")
+    n = min(cfg.export.golden_vectors, len(y))
     if n:
-        xq = q.quantize_input(data["x_test"][:n], in_s, in_z)
-        yq = micro.TFLMRunner(flat).run_int8(xq)
-        paths["golden"] = os.path.join(out, f"{carray.c_identifier(name)}_golden.h")
-        atomic_write(paths["golden"], carray.render_golden(carray.c_identifier(name), xq, yq))
-    return {"tflite_bytes": len(flat), "arena_bytes": arena + margin, "arena_bytes_host": arena,
-            "arena_margin_bytes": margin, "files": {k: os.path.basename(v) for k, v in paths.items()},
-            "name": carray.c_identifier(name), "ops": ops}
+        xq = verify.quantize_input(x[:n], in_s, in_z)
+        kinds["golden"] = f"{ident}_golden.h"
+        files[kinds["golden"]] = carray.render_golden(ident, xq, verify.TFLMRunner(flat).run_int8(xq))
+    return Firmware(files=files, kinds=kinds), {
+        "tflite_bytes": len(flat), "arena_bytes": arena + margin, "arena_bytes_host": arena,
+        "arena_margin_bytes": margin, "files": dict(kinds), "name": ident, "ops": ops}
 
 
-#: The stage order; each entry: (name, function, names of the stages it reads).
+# -- the order ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Stage:
+    """One step of the pipeline, with everything its result depends on."""
+
+    name: str
+    """The stage's name (its folder in the run)."""
+    run: typing.Callable
+    """``run(cfg, ctx, **inputs) -> (product, metrics)``."""
+    config: tuple
+    """The config sections it reads; it is handed only these, and its key covers them."""
+    inputs: dict = dataclasses.field(default_factory=dict)
+    """Keyword argument → the stage whose product it receives (None when that stage is off)."""
+    enabled: typing.Callable = lambda cfg: True
+    """Whether the run has this stage."""
+
+
 STAGES = (
-    ("data", stage_data, ()),
-    ("teacher", stage_teacher, ("data",)),
-    ("distill", stage_distill, ("data", "teacher")),
-    ("prune", stage_prune, ("data", "distill", "teacher")),
-    ("quantize", stage_quantize, ("data", "prune", "teacher")),
-    ("export", stage_export, ("data", "quantize")),
+    Stage(name="data", run=data, config=("seed", "data", "features")),
+    Stage(name="teacher", run=teacher, config=("seed", "teacher"), inputs={"data": "data"},
+          enabled=lambda cfg: cfg.teacher is not None),
+    Stage(name="distill", run=distill, config=("seed", "student", "distill"),
+          inputs={"data": "data", "teacher": "teacher"}),
+    Stage(name="prune", run=prune, config=("seed", "prune", "distill"),
+          inputs={"data": "data", "student": "distill", "teacher": "teacher"}),
+    Stage(name="quantize", run=quantize, config=("seed", "quantize", "distill", "prune"),
+          inputs={"data": "data", "student": "prune", "teacher": "teacher"}),
+    Stage(name="export", run=export, config=("export", "name"),
+          inputs={"data": "data", "quantized": "quantize"}),
 )
+"""The stage order."""

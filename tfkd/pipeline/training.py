@@ -1,14 +1,14 @@
-"""Training helpers shared by the stages: datasets of views, schedules, best weights."""
+"""One training entry for every stage: :func:`fit`, plain or distilled, on ``tf.data``."""
+
+import dataclasses
+import typing
 
 import numpy as np
-import tensorflow as tf
 
 from tfkd._keras import keras
-from tfkd.distill.cache import cached_dataset, teacher_logits
-from tfkd.distill.distiller import INPUTS_KEY, TEACHER_LOGITS_KEY, Distiller
+from tfkd.distill.distiller import Distiller
 
-__all__ = ["BestWeights", "views_dataset", "cosine_adam", "fit_plain", "fit_distill", "accuracy",
-           "EpochLine"]
+__all__ = ["FitSettings", "Progress", "fit", "BestWeights", "EpochLine", "cosine_adam", "accuracy"]
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -51,99 +51,106 @@ class EpochLine(keras.callbacks.Callback):
         self.echo(f"  {self.label} epoch {epoch + 1}: {parts}")
 
 
-def views_dataset(x_views, y, batch_size, seed, logits=None):
-    """Training batches that draw one augmented view per clip each epoch.
-
-    Args:
-      x_views: ``[N, K, ...]`` features of K views per clip.
-      y: labels ``[N]``.
-      batch_size: batch size.
-      seed: order and view seed.
-      logits: optional cached teacher logits ``[N, K, C]``; then batches carry them.
-    """
-    if logits is None:
-        dummy = np.zeros(x_views.shape[:2] + (1,), np.float32)
-        ds = cached_dataset(x_views, y, dummy, batch_size, seed=seed)
-        return ds.map(lambda x, yy: (x["inputs"], yy))
-    return cached_dataset(x_views, y, logits, batch_size, seed=seed)
-
-
 def cosine_adam(learning_rate, steps):
     """Adam with a cosine-decayed learning rate over ``steps``."""
     sched = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps), alpha=0.02)
     return keras.optimizers.Adam(sched)
 
 
-def fit_plain(model, data, epochs, batch_size, learning_rate, seed, *, callbacks=(),
-              tty=False, echo=print, label="train", log_dir=None, keep_best=True):
-    """Trains a model on labels alone, keeping the best validation epoch.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FitSettings:
+    """How one training run goes; built from a stage's config section."""
+
+    epochs: int
+    """Training epochs."""
+    batch_size: int
+    """Batch size (one augmented view per clip per epoch)."""
+    learning_rate: float
+    """Peak learning rate (Adam, cosine decay over all steps)."""
+    temperature: float = 4.0
+    """Distillation: softmax temperature (unused without a teacher)."""
+    alpha: float = 0.1
+    """Distillation: weight of the hard-label loss."""
+    loss: str = "kl"
+    """Distillation: the logit loss's registered name."""
+    loss_params: dict = dataclasses.field(default_factory=dict)
+    """Distillation: the logit loss's parameters."""
+    features: tuple = ()
+    """Distillation: feature pairs (:class:`tfkd.distill.features.FeaturePair`)."""
+    cache: bool = True
+    """Distillation: cache the teacher's logits per view (not with ``features``)."""
+    keep_best: bool = True
+    """Restore the epoch with the best validation accuracy (off while pruning, whose
+    masks change between epochs)."""
+
+    @classmethod
+    def distilling(cls, distill, **kw):
+        """Settings that inherit temperature, alpha, loss, features and cache from a
+        ``DistillConfig``; ``kw`` gives epochs, batch_size, learning_rate (and keep_best)."""
+        return cls(temperature=distill.temperature, alpha=distill.alpha, loss=distill.loss,
+                   loss_params=dict(distill.loss_params), features=tuple(distill.features),
+                   cache=distill.cache, **kw)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Progress:
+    """Where training progress goes."""
+
+    label: str = "train"
+    """Prefix of the per-epoch lines."""
+    echo: typing.Callable = print
+    """Line printer (used when ``tty`` is false)."""
+    tty: bool = False
+    """Keras progress bars instead of one line per epoch."""
+    log_dir: typing.Optional[str] = None
+    """TensorBoard folder, or None."""
+
+
+def fit(model, data, settings, teacher=None, callbacks=(), *, seed=0, progress=Progress()):
+    """Trains ``model`` on ``data``: from labels alone, or distilled from ``teacher``.
+
+    This is the one place that decides between plain and distilled training. Batches
+    come from ``data`` as ``tf.data`` datasets; with a teacher and ``settings.cache`` its
+    logits are computed once per augmented view and read from the batches.
 
     Args:
-      model: the model (logits).
-      data: a dict with ``x_train`` ``[N, K, ...]``, ``y_train``, ``x_val``, ``y_val``.
-      epochs, batch_size, learning_rate, seed: training settings.
-      callbacks: extra callbacks.
-      tty, echo, label: progress output.
-      log_dir: TensorBoard folder or None.
-      keep_best: restore the best validation epoch (off while pruning).
-
-    Returns:
-      The Keras history dict.
-    """
-    keras.utils.set_random_seed(seed)
-    ds = views_dataset(data["x_train"], data["y_train"], batch_size, seed)
-    model.compile(optimizer=cosine_adam(learning_rate, _steps(data, epochs, batch_size)),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    return _fit(model, model, ds, (data["x_val"], data["y_val"]), epochs, callbacks, keep_best,
-                tty, echo, label, log_dir)
-
-
-def fit_distill(student, teacher, data, cfg, epochs, learning_rate, seed, *, callbacks=(),
-                tty=False, echo=print, label="distill", log_dir=None, keep_best=True):
-    """Distils ``teacher`` into ``student`` (cached logits per view when allowed).
-
-    Args:
-      student, teacher: Keras models.
-      data: see :func:`fit_plain`.
-      cfg: the ``DistillConfig`` (temperature, alpha, loss, cache, features, batch_size).
-      epochs, learning_rate, seed: training settings.
+      model: the model to train (logits).
+      data: a :class:`tfkd.data.dataset.Data` (``train_dataset``, ``dataset``, ``logits``,
+        ``steps_per_epoch``).
+      settings: :class:`FitSettings`.
+      teacher: a logits model, or None for labels alone.
       callbacks: extra callbacks (e.g. tfmot's pruning step).
-      keep_best: restore the best validation epoch (off while pruning, whose masks
-        change between epochs).
+      seed: order, view and initialization seed.
+      progress: :class:`Progress`.
 
     Returns:
       The Keras history dict.
     """
     keras.utils.set_random_seed(seed)
-    loss = dict(cfg.loss_params, name=cfg.loss) if cfg.loss_params else cfg.loss
-    d = Distiller(student=student, teacher=teacher, temperature=cfg.temperature,
-                  alpha=cfg.alpha, loss=loss, features=cfg.features or None)
-    use_cache = cfg.cache and not cfg.features
-    logits = teacher_logits(teacher, data["x_train"]) if use_cache else None
-    ds = views_dataset(data["x_train"], data["y_train"], cfg.batch_size, seed, logits)
-    d.compile(optimizer=cosine_adam(learning_rate, _steps(data, epochs, cfg.batch_size)),
-              metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    val_x = data["x_val"]
-    if use_cache:  # validation reads cached logits too: no teacher pass per epoch
-        val_x = {INPUTS_KEY: val_x, TEACHER_LOGITS_KEY: teacher_logits(teacher, val_x)}
-    return _fit(d, student, ds, (val_x, data["y_val"]), epochs, callbacks, keep_best,
-                tty, echo, label, log_dir)
-
-
-def _steps(data, epochs, batch_size):
-    return epochs * int(np.ceil(len(data["y_train"]) / batch_size))
-
-
-def _fit(trainer, kept, ds, validation, epochs, callbacks, keep_best, tty, echo, label, log_dir):
-    """Fits ``trainer`` with the shared callbacks: best epoch of ``kept``, progress, TensorBoard."""
-    cbs = list(callbacks) + ([BestWeights(kept)] if keep_best else [])
-    cbs += [] if tty else [EpochLine(label, echo)]
-    if log_dir:
-        cbs.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
-    hist = trainer.fit(ds, epochs=epochs, validation_data=validation, callbacks=cbs,
-                       verbose=1 if tty else 0)
-    return hist.history
+    acc = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    optimizer = cosine_adam(settings.learning_rate,
+                            settings.epochs * data.steps_per_epoch(settings.batch_size))
+    logits = val_logits = None
+    if teacher is None:
+        trainer = model
+        model.compile(optimizer=optimizer, metrics=acc,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    else:
+        loss = dict(settings.loss_params, name=settings.loss) if settings.loss_params \
+            else settings.loss
+        trainer = Distiller(student=model, teacher=teacher, temperature=settings.temperature,
+                            alpha=settings.alpha, loss=loss, features=list(settings.features) or None)
+        trainer.compile(optimizer=optimizer, metrics=acc)
+        if settings.cache and not settings.features:  # feature maps need the live teacher
+            logits, val_logits = data.logits(teacher), data.logits(teacher, "validation")
+    cbs = list(callbacks) + ([BestWeights(model)] if settings.keep_best else [])
+    cbs += [] if progress.tty else [EpochLine(progress.label, progress.echo)]
+    if progress.log_dir:
+        cbs.append(keras.callbacks.TensorBoard(progress.log_dir, write_graph=False, profile_batch=0))
+    hist = trainer.fit(data.train_dataset(settings.batch_size, seed, logits), epochs=settings.epochs,
+                       validation_data=data.dataset("validation", 256, val_logits), callbacks=cbs,
+                       verbose=1 if progress.tty else 0)
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
 
 def accuracy(model, x, y, batch_size=256):

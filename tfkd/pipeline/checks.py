@@ -1,0 +1,93 @@
+"""Checks that need models built but no data read: ``tfkd validate`` runs them.
+
+:func:`dry_build` builds the teacher, the assistants and the student as the run would,
+the distillation losses and the feature taps between each pair, and checks the pruned
+layer names against the student, so that a bad model parameter or layer name is
+reported (with its key path) before any data is read or any stage runs.
+"""
+
+from tfkd.config import ConfigError
+from tfkd.data import frontend, speech
+from tfkd.distill.distiller import Distiller
+from tfkd.models import build as build_model
+from tfkd.registry import UnknownNameError
+
+__all__ = ["dry_build"]
+
+
+def _num_labels(d):
+    if d.labels is not None:
+        return len(d.labels)
+    if d.path is not None:  # every sub-folder is a label; the count is all a build needs
+        return max(2, len(speech.label_folders(d.path)))
+    return len(speech.KWS12)
+
+
+def _build(key, model, params, shape, n):
+    try:
+        return build_model(model, shape, n, **params)
+    except (TypeError, ValueError, UnknownNameError) as e:
+        raise ConfigError(f"{key}: {e}") from None
+
+
+def _load_teacher(path):
+    from tfkd._keras import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"teacher.path: cannot load {path}: {e}") from None
+
+
+def dry_build(cfg):
+    """Builds what a run of ``cfg`` builds, without data, and checks names against it.
+
+    Args:
+      cfg: a loaded :class:`tfkd.config.PipelineConfig`.
+
+    Returns:
+      The student model (built, untrained).
+
+    Raises:
+      ConfigError: a model parameter, feature layer or pruned layer name that does not
+        work, with its key path (``student.params: ...``, ``distill.features[0]: ...``,
+        ``prune.exclude: ...``).
+    """
+    shape, n = frontend.feature_shape(cfg.features), _num_labels(cfg.data)
+    chain = []  # (key of the model, model) in teaching order
+    if cfg.teacher is not None:
+        t = cfg.teacher
+        chain.append(("teacher", _load_teacher(t.path) if t.path is not None
+                      else _build("teacher.params", t.model, t.params, shape, n)))
+    dc = cfg.distill
+    for i, a in enumerate(dc.assistants):
+        chain.append((f"distill.assistants[{i}]",
+                      _build(f"distill.assistants[{i}].params", a.model, a.params, shape, n)))
+    student = _build("student.params", cfg.student.model, cfg.student.params, shape, n)
+    chain.append(("student", student))
+    if dc.generations > 1:
+        chain.append(("student", _build("student.params", cfg.student.model, cfg.student.params,
+                                        shape, n)))
+    if dc.features and cfg.teacher is None and not dc.assistants and dc.generations == 1:
+        raise ConfigError("distill.features: feature distillation needs a teacher "
+                          "(teacher is null)")
+    loss = dict(dc.loss_params, name=dc.loss) if dc.loss_params else dc.loss
+    for (t_key, teacher), (s_key, learner) in zip(chain, chain[1:]):
+        for i, pair in enumerate(dc.features):
+            try:
+                Distiller(student=learner, teacher=teacher, temperature=dc.temperature,
+                          alpha=dc.alpha, loss=loss, features=[pair])
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"distill.features[{i}]: {e} ({t_key} teaching {s_key})") from None
+        if not dc.features:
+            try:
+                Distiller(student=learner, teacher=teacher, temperature=dc.temperature,
+                          alpha=dc.alpha, loss=loss)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"distill: {e} ({t_key} teaching {s_key})") from None
+    names = [layer.name for layer in student.layers]
+    unknown = [x for x in cfg.prune.exclude if x not in names]
+    if unknown:
+        raise ConfigError(f"prune.exclude: the student has no layer {unknown[0]!r} "
+                          f"(layers: {', '.join(names)})")
+    return student

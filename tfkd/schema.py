@@ -1,0 +1,118 @@
+"""Frozen dataclasses from plain data: types checked per field, errors with the key path.
+
+:func:`build` turns a mapping into a dataclass, checking each value against its field's
+type hint (nested dataclasses, ``Optional``, typed tuples such as
+``tuple[FeaturePair, ...]``) and naming the full key path of any problem. Value rules
+live with their fields, in each dataclass's ``__post_init__``: a ``ValueError`` whose
+message starts with ``<field>:`` is reported under that field's key path.
+"""
+
+import dataclasses
+import re
+import typing
+
+import yaml
+
+__all__ = ["ConfigError", "safe_load", "build", "to_dict", "require"]
+
+
+class ConfigError(ValueError):
+    """A bad key or value; the message starts with the full key path."""
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2 booleans: only true/false are booleans, so that
+    the keywords ``yes``, ``no``, ``on`` and ``off`` stay strings in label lists."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def safe_load(text):
+    """``yaml.safe_load`` with YAML 1.2 booleans (see ``_Loader``)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def require(cond, field, msg, value):
+    """Raises ``ValueError("<field>: <msg>, got <value>")`` unless ``cond`` (for ``__post_init__``)."""
+    if not cond:
+        raise ValueError(f"{field}: {msg}, got {value!r}")
+
+
+def _type_name(t):
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
+            list: "a list", dict: "a mapping", tuple: "a list"}.get(t, getattr(t, "__name__", str(t)))
+
+
+def _check_value(value, hint, key):
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None else _check_value(value, args[0], key)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a mapping, got {value!r}")
+        return build(hint, value, key)
+    if origin is tuple:  # tuple[X, ...]: a list in YAML, each item checked as an X
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: must be a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_check_value(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    if value is None:
+        raise ConfigError(f"{key}: must be {_type_name(hint)}, got null")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is tuple and isinstance(value, list):
+        return tuple(value)
+    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{key}: must be {_type_name(hint)}, got {value!r}")
+    return value
+
+
+def build(cls, data, prefix=""):
+    """Builds dataclass ``cls`` from a mapping, checking every key and value.
+
+    Raises:
+      ConfigError: an unknown or missing key, a wrong type, or a value its field's rule
+        refuses; the message starts with the key path.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(f"{_join(prefix, unknown[0])}: unknown key (allowed: {', '.join(fields)})")
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{_join(prefix, missing[0])}: required")
+    kwargs = {k: _check_value(v, hints[k], _join(prefix, k)) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        field = msg.split(":", 1)[0] if ":" in msg else ""
+        if field in fields:
+            raise ConfigError(f"{_join(prefix, field)}:{msg.split(':', 1)[1]}") from None
+        raise ConfigError(f"{prefix or 'config'}: {msg}") from None
+
+
+def _join(prefix, key):
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def to_dict(cfg):
+    """A dataclass config as plain data (tuples as lists), for ``resolved.yaml``."""
+    def plain(v):
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(cfg))
