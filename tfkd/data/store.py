@@ -284,7 +284,7 @@ class FeatureStore:
         if shuffle:
             ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
             ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, len(files))),
-                               block_length=16, deterministic=True)
+                               block_length=16)
         else:
             ds = ds.flat_map(tf.data.TFRecordDataset)
         if shard is not None and not by_file:

@@ -1,0 +1,89 @@
+"""Strategy choice, chief and worker indices, and global-batch training under mirrored replicas."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkd import distribute
+from tfkd._keras import keras
+
+
+def _tf_config(task_type, index, chief=False):
+    cluster = {"worker": ["localhost:1", "localhost:2"]}
+    if chief:
+        cluster["chief"] = ["localhost:0"]
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})}
+
+
+@pytest.mark.parametrize("env,gpus,want", [
+    ({}, 0, "none"),
+    ({}, 1, "none"),
+    ({}, 2, "mirrored"),
+    ({"TPU_NAME": "local"}, 2, "tpu"),
+    (_tf_config("worker", 1), 2, "multi_worker"),
+])
+def test_auto_follows_tensorflow_conventions(env, gpus, want):
+    assert distribute.choose("auto", env=env, gpus=gpus) == want
+
+
+def test_explicit_names_are_kept_and_unknown_ones_refused():
+    assert distribute.choose("mirrored", env={}, gpus=0) == "mirrored"
+    with pytest.raises(distribute.DistributeError,
+                       match="^distribute.strategy: must be one of auto, none, mirrored, "
+                             "multi_worker, tpu, got 'mirror'$"):
+        distribute.choose("mirror")
+    with pytest.raises(distribute.DistributeError, match="^TF_CONFIG: not valid JSON$"):
+        distribute.choose("auto", env={"TF_CONFIG": "{nope"})
+
+
+def test_chief_and_worker_indices():
+    assert distribute.worker({}) == (1, 0) and distribute.is_chief({})
+    assert distribute.worker(_tf_config("worker", 0)) == (2, 0)
+    assert distribute.is_chief(_tf_config("worker", 0))
+    assert not distribute.is_chief(_tf_config("worker", 1))
+    assert distribute.worker(_tf_config("chief", 0, chief=True)) == (3, 0)
+    assert distribute.worker(_tf_config("worker", 0, chief=True)) == (3, 1)
+    assert not distribute.is_chief(_tf_config("worker", 0, chief=True))
+
+
+def test_none_is_the_default_strategy():
+    s = distribute.resolve("none")
+    assert s is tf.distribute.get_strategy()
+    assert distribute.name_of(s) == "none" and distribute.replicas(s) == 1
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3)])
+
+
+def test_mirrored_steps_on_the_global_batch_like_one_device():
+    """Two replicas on the two logical CPUs (tests/conftest.py) take the same SGD steps
+    as one device with the same global batch of 8."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 24).astype(np.int32)
+
+    def fit(strategy):
+        with strategy.scope():
+            m = _model()
+            m.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        m.fit(distribute.shard_policy(ds, "data"), epochs=2, verbose=0)
+        return m.get_weights()
+
+    mirrored = distribute.resolve("mirrored")
+    assert distribute.name_of(mirrored) == "mirrored" and distribute.replicas(mirrored) == 2
+    for a, b in zip(fit(mirrored), fit(distribute.resolve("none"))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_shard_policy_sets_the_option():
+    ds = distribute.shard_policy(tf.data.Dataset.range(4), "off")
+    assert ds.options().experimental_distribute.auto_shard_policy == \
+        tf.data.experimental.AutoShardPolicy.OFF
+    with pytest.raises(distribute.DistributeError, match="shard policy: must be one of"):
+        distribute.shard_policy(ds, "rows")
