@@ -26,6 +26,8 @@ def field_docs(cls):
 def type_name(t):
     if typing.get_origin(t) is typing.Union:
         return " or ".join(type_name(a) for a in typing.get_args(t)).replace("NoneType", "null")
+    if typing.get_origin(t) is tuple:
+        return f"list of {type_name(typing.get_args(t)[0])}"
     return getattr(t, "__name__", str(t))
 
 
@@ -35,7 +37,8 @@ def rows(cls, prefix):
     out = []
     for f in dataclasses.fields(cls):
         t = hints[f.name]
-        inner = [a for a in typing.get_args(t) if dataclasses.is_dataclass(a)]
+        optional = typing.get_origin(t) is typing.Union  # a list of dataclasses is no section
+        inner = [a for a in typing.get_args(t) if optional and dataclasses.is_dataclass(a)]
         sub = t if dataclasses.is_dataclass(t) else (inner[0] if inner else None)
         key = f"{prefix}{f.name}"
         if sub is not None:
@@ -43,6 +46,7 @@ def rows(cls, prefix):
             out += rows(sub, key + ".")
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = list(default) if typing.get_origin(t) is tuple else default  # YAML lists
         out.append((key, type_name(t), repr(default), docs.get(f.name, "")))
     return out
 
