@@ -53,21 +53,17 @@ def nb1():
             "handed to tfkd is refused with a one-line message."),
         nbf.v4.new_code_cell(
             "import numpy as np\nimport tfkd\nfrom tfkd import keras  # tf_keras\n"
-            "from tfkd.data import augment, frontend, speech\n\n"
+            "from tfkd.config import DataConfig\n"
+            "from tfkd.data import augment, frontend, speech\n"
+            "from tfkd.pipeline.stages import build_data  # the pipeline's own data step\n\n"
             "path = DATA_PATH or os.path.join(REPO_DIR, 'tfkd', 'assets', 'speech_commands_mini')\n"
-            "index = speech.scan(path, list(speech.KWS12))\n"
             "fp = frontend.FeatureParams()  # TFLite Micro's microfrontend, 49x40\n"
-            "noise = speech.load_noise(index.noise_files, fp.sample_rate)\n"
-            "def split(name):\n"
-            "    w, y, _ = speech.load_waves(index, index.split(name), noise=noise)\n"
-            "    return w, y\n"
-            "(w_train, y_train), (w_val, y_val), (w_test, y_test) = split('train'), split('validation'), split('test')\n"
             "# Training clips get K augmented views (shift + background noise), fixed by the seed.\n"
-            "views = augment.waveform_views(w_train, augment.AugmentParams(views=VIEWS), noise, fp.sample_rate, seed=0)\n"
-            "x_train = frontend.compute(views.reshape(-1, views.shape[-1]), fp)\n"
-            "y_train = np.repeat(y_train, VIEWS)\n"
-            "x_val, x_test = frontend.compute(w_val, fp), frontend.compute(w_test, fp)\n"
-            "labels = index.labels\n"
+            "data, _ = build_data(DataConfig(path=path, labels=speech.KWS12, augment=augment.AugmentParams(views=VIEWS)), fp, seed=0)\n"
+            "x_views, y_clips = data.train_arrays()  # [N, K, 49, 40, 1]: plain model.fit sees every view\n"
+            "x_train, y_train = x_views.reshape((-1,) + x_views.shape[2:]), np.repeat(y_clips, x_views.shape[1])\n"
+            "(x_val, y_val), (x_test, y_test) = data.arrays('validation'), data.arrays('test')\n"
+            "labels = list(data.labels)\n"
             "print(x_train.shape, x_val.shape, x_test.shape, labels)"),
         nbf.v4.new_markdown_cell("## A teacher and a student, with plain Keras layers\n\nBoth return **logits** (no softmax)."),
         nbf.v4.new_code_cell(
@@ -117,8 +113,8 @@ def nb1():
             "steps = max(1, EPOCHS // 3) * int(np.ceil(len(y_train) / 32))\n"
             "pruned = prune.magnitude_prune(student, train_with_teacher, target_sparsity=0.5, end_step=max(1, steps * 3 // 4), frequency=1)\n"
             "print('sparsity per layer', prune.kernel_sparsity(pruned)[0])\n"
-            "flat = quantize.convert_int8(pruned, quantize.representative_sample(x_train, 200))\n"
-            "scores, _ = quantize.score_int8(flat, x_test, y_test)\n"
+            "flat = quantize.convert_int8(pruned, data.representative(200, seed=0))\n"
+            "scores, _ = tfkd.verify.score_int8(flat, x_test, y_test)\n"
             "scores"),
         nbf.v4.new_code_cell(
             "import matplotlib.pyplot as plt\n"
@@ -130,11 +126,12 @@ def nb1():
         nbf.v4.new_markdown_cell("## Export `.tflite` and a C array\n\n`student.cc` holds the 16-byte aligned array; "
                                  "`student.h` declares it with the input quantization and arena size; `student_ops.h` is the op resolver."),
         nbf.v4.new_code_cell(
-            "from tfkd.export import carray, micro\n"
-            "(in_scale, in_zp), _ = quantize.io_quantization(flat)\n"
-            "arena = micro.measure_arena(flat)\n"
+            "from tfkd import verify\n"
+            "from tfkd.export import carray\n"
+            "(in_scale, in_zp), _ = verify.io_quantization(flat)\n"
+            "arena = verify.measure_arena(flat)\n"
             "paths = carray.write_firmware_files(flat, 'export_nb1', 'student', list(labels),\n"
-            "    {'InputScale': in_scale, 'InputZeroPoint': in_zp, 'TensorArenaSize': int(arena * 1.25)}, quantize.model_ops(flat))\n"
+            "    {'InputScale': in_scale, 'InputZeroPoint': in_zp, 'TensorArenaSize': int(arena * 1.25)}, verify.model_ops(flat))\n"
             "print(paths, len(flat), 'bytes of flash,', arena, 'bytes of arena (host)')\n"
             "print(open(paths['ops']).read())"),
     ]
