@@ -37,8 +37,15 @@ def test_dkd_matches_numpy(logits):
     ns = np.where(m > 0, 0, ps) / (ps * (1 - m)).sum(-1, keepdims=True)
     nckd = np.array([_kl(nt[i][m[i] == 0], ns[i][m[i] == 0]) for i in range(6)])
     ref = T * T * (a * tckd + b * nckd)
-    got = losses.DKD(alpha=a, beta=b)(y, t, s, T).numpy()
+    got = losses.DKD(tckd_weight=a, nckd_weight=b)(y, t, s, T).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-4)
+    # mdistiller's warm-up: min(epoch / warmup, 1) with epochs counted from 1
+    dkd = losses.DKD(tckd_weight=a, nckd_weight=b, warmup_epochs=20)
+    np.testing.assert_allclose(dkd(y, t, s, T, epoch=5).numpy(), ref * 5 / 20, rtol=1e-4)
+    np.testing.assert_allclose(dkd(y, t, s, T, epoch=25).numpy(), ref, rtol=1e-4)
+    # the old names (Distiller config key distill.loss_params) still work
+    old = losses.get_loss({"name": "dkd", "alpha": a, "beta": b})
+    np.testing.assert_allclose(old(y, t, s, T).numpy(), ref, rtol=1e-4)
 
 
 def test_dist_matches_numpy(logits):
@@ -54,6 +61,11 @@ def test_dist_matches_numpy(logits):
     ref = T * T * ((1 - pearson(ps, pt, -1)) + (1 - pearson(ps, pt, 0)).mean())
     got = losses.DIST()(None, t, s, T).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-4)
+    weighted = T * T * (2 * (1 - pearson(ps, pt, -1)) + 3 * (1 - pearson(ps, pt, 0)).mean())
+    np.testing.assert_allclose(losses.DIST(inter_weight=2, intra_weight=3)(None, t, s, T).numpy(),
+                               weighted, rtol=1e-4)
+    np.testing.assert_allclose(losses.get_loss({"name": "dist", "beta": 2, "gamma": 3})(None, t, s, T),
+                               weighted, rtol=1e-4)
 
 
 def test_kl_and_mse_match_numpy(logits):
@@ -62,9 +74,16 @@ def test_kl_and_mse_match_numpy(logits):
     ref = T * T * _kl(_softmax(t.astype(np.float64) / T), _softmax(s.astype(np.float64) / T))
     np.testing.assert_allclose(losses.KL()(None, t, s, T).numpy(), ref, rtol=1e-4)
     np.testing.assert_allclose(losses.MSE()(None, t, s, T).numpy(), ((t - s) ** 2).mean(-1), rtol=1e-5)
-    assert losses.get_loss({"name": "dkd", "beta": 2.0}).get_config() == {"name": "dkd", "alpha": 1.0, "beta": 2.0}
-    with pytest.raises(ValueError, match="dkd beta: must be >= 0"):
+    assert losses.get_loss({"name": "dkd", "beta": 2.0}).get_config() == {
+        "name": "dkd", "tckd_weight": 1.0, "nckd_weight": 2.0, "warmup_epochs": 20}
+    with pytest.raises(ValueError, match="dkd nckd_weight: must be a number >= 0, got -1"):
         losses.DKD(beta=-1)
+    with pytest.raises(ValueError, match="dkd tckd_weight: given twice .also as its old name 'alpha'"):
+        losses.DKD(tckd_weight=1.0, alpha=2.0)
+    with pytest.raises(ValueError, match="dkd warmup_epochs: must be an integer >= 0, got -2"):
+        losses.DKD(warmup_epochs=-2)
+    with pytest.raises(ValueError, match="loss dkd: unknown parameter 'gamma'"):
+        losses.get_loss({"name": "dkd", "gamma": 1.0})
 
 
 def test_feature_losses_match_numpy():
@@ -81,6 +100,51 @@ def test_feature_losses_match_numpy():
                                rtol=1e-4)
     with pytest.raises(tfkd.UnknownNameError, match="Unknown feature loss 'fitnet'. Available: attention, hint"):
         features.FeaturePair(teacher="a", student="b", loss="fitnet")
+
+
+def test_attention_default_weight_is_the_reference_beta():
+    rng = np.random.default_rng(2)
+    ft = rng.normal(size=(4, 5, 6, 3)).astype(np.float32)
+    fs = rng.normal(size=(4, 5, 6, 7)).astype(np.float32)
+
+    def at(f):  # attention-transfer's at(): channel mean of squares, L2-normalized, per sample
+        a = (f.astype(np.float64) ** 2).mean(-1).reshape(len(f), -1)
+        return a / np.linalg.norm(a, axis=-1, keepdims=True)
+
+    beta = 1000.0  # the paper's and the reference code's beta, added as beta / 2 * at_loss
+    reference = beta / 2 * ((at(fs) - at(ft)) ** 2).mean()  # at_loss: mean over batch and positions
+    pair = features.FeaturePair(teacher="t", student="s", loss="attention")
+    assert pair.weight == 500.0
+    ours = pair.weight * features.AttentionLoss()(ft, fs).numpy().mean()  # the Distiller's batch mean
+    np.testing.assert_allclose(ours, reference, rtol=1e-5)
+    assert features.FeaturePair(teacher="t", student="s").weight == 1.0
+    assert features.FeaturePair(teacher="t", student="s", loss="attention", weight=2).weight == 2
+
+
+def test_paper_presets_set_the_published_ratios(tiny_pair):
+    teacher, student, x, y = tiny_pair
+    dkd = losses.get_loss({"name": "dkd", "preset": "paper"})
+    assert dkd.get_config() == {"name": "dkd", "tckd_weight": 1.0, "nckd_weight": 8.0, "warmup_epochs": 20}
+    assert dkd.distiller_settings == {"temperature": 4.0, "alpha": 0.5}
+    d = tfkd.Distiller(student=student, teacher=teacher, loss={"name": "dkd", "preset": "paper"})
+    assert (d.temperature, d.alpha) == (4.0, 0.5)  # CE 1 : DKD 1
+    d = tfkd.Distiller(student=student, teacher=teacher, loss={"name": "dist", "preset": "paper"})
+    assert d.temperature == 4.0 and d.alpha == pytest.approx(1 / 3)  # CE 1 : DIST 2
+    d.compile(optimizer="sgd")
+    logs = d.evaluate(x, y, batch_size=len(x), return_dict=True, verbose=0)
+    np.testing.assert_allclose(logs["loss"], (logs["student_loss"] + 2 * logs["distillation_loss"]) / 3,
+                               rtol=1e-5)
+    # explicit values that agree are fine; ones that disagree are refused, naming the key
+    tfkd.Distiller(student=student, teacher=teacher, alpha=0.5, temperature=4,
+                   loss={"name": "dkd", "preset": "paper"})
+    with pytest.raises(ValueError, match="alpha: the dkd 'paper' preset sets alpha=0.5; got 0.1"):
+        tfkd.Distiller(student=student, teacher=teacher, alpha=0.1, loss={"name": "dkd", "preset": "paper"})
+    # preset values can be overridden inside the loss dict
+    assert losses.get_loss({"name": "dkd", "preset": "paper", "warmup_epochs": 5}).warmup_epochs == 5
+    with pytest.raises(tfkd.UnknownNameError, match="Unknown dkd preset 'cifar'. Available: paper"):
+        losses.get_loss({"name": "dkd", "preset": "cifar"})
+    with pytest.raises(tfkd.UnknownNameError, match="Unknown kl preset 'paper'. Available: $"):
+        losses.get_loss({"name": "kl", "preset": "paper"})
 
 
 def _kws_pair():
