@@ -190,3 +190,21 @@ def test_tfds_source_streams_into_the_store(tmp_path):
     assert 0 < st.clips("train") <= 12 and st.views("train") == 1
     assert set(np.unique(st.labels_of("train"))) <= {0, 1, 2}
     assert st.keys("train")[0] == "tfds:0"
+
+
+def test_data_stage_store_is_reproducible_and_mixes_labels(tmp_path):
+    from tfkd.config import DataConfig
+
+    data = DataConfig(path=MINI, labels=speech.KWS12, augment=augment.AugmentParams(views=2))
+    fp = frontend.FeatureParams()
+    a = stream.build_store(str(tmp_path / "a"), data, fp, seed=3, chunk=16, shard_clips=10)
+    b = stream.build_store(str(tmp_path / "b"), data, fp, seed=3, chunk=64, shard_clips=10)
+    assert [s["sha256"] for s in a.manifest["splits"]["train"]["shards"]] == \
+        [s["sha256"] for s in b.manifest["splits"]["train"]["shards"]]  # chunking changes nothing
+    index = speech.scan(MINI, speech.KWS12, seed=3)
+    for split in speech.SPLITS:
+        assert a.clips(split) == len(index.split(split)) and a.counts(split) == index.counts()[split]
+    assert (a.views("train"), a.views("validation"), a.views("test")) == (2, 1, 1)
+    keys = a.keys("train")
+    assert keys != sorted(keys)  # a seeded shuffle: shards mix the labels
+    assert a.manifest["meta"]["augment"]["views"] == 2

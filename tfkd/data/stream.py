@@ -15,9 +15,10 @@ import os
 
 import numpy as np
 
-from tfkd.data import augment, frontend, speech
+from tfkd.data import augment, frontend, speech, store
 
-__all__ = ["Clips", "Chunk", "folder_clips", "tfds_clips", "featurize", "DEFAULT_CHUNK"]
+__all__ = ["Clips", "Chunk", "folder_clips", "tfds_clips", "featurize", "build_store",
+           "DEFAULT_CHUNK"]
 
 #: Clips per chunk: 256 clips × 4 views × 1 s at 16 kHz is 16 MB of waveforms.
 DEFAULT_CHUNK = 256
@@ -170,3 +171,58 @@ def featurize(clips, params, *, augment_params=None, noise=(), seed=0, prefetch=
             if augment_params is not None:
                 x = augment.spec_augment(x, augment_params, seed + 1, ids=c.ids)
             yield Chunk(x, c.labels, c.keys, c.skipped)
+
+
+def build_store(folder, data, params, seed, *, chunk=DEFAULT_CHUNK,
+                shard_clips=store.DEFAULT_SHARD_CLIPS):
+    """The streaming data stage: reads, augments and featurizes every split into a store.
+
+    The training split is stored in a seeded random order (so that shards mix labels),
+    with ``data.augment.views`` views per clip; validation and test keep the index order
+    with one clean view. Memory stays at a few chunks whatever the number of clips.
+
+    Args:
+      folder: the store folder.
+      data: the data settings (``tfkd.config.DataConfig``: path, labels, split shares,
+        skip_bad_files, tfds_data_dir, augment).
+      params: the :class:`tfkd.data.frontend.FeatureParams`.
+      seed: the run's data seed (split subsampling, order, augmentation).
+      chunk: clips per chunk.
+      shard_clips: clips per shard file.
+
+    Returns:
+      The written :class:`tfkd.data.store.FeatureStore`.
+
+    Raises:
+      tfkd.data.speech.DataError: the folder cannot be used as asked.
+      tfkd.data.wav.AudioError: an unreadable file, unless ``data.skip_bad_files``.
+    """
+    rate, samples = params.sample_rate, params.clip_samples
+    if data.path is not None:
+        index = speech.scan(data.path, data.labels, validation_pct=data.validation_pct,
+                            testing_pct=data.testing_pct, unknown_share=data.unknown_share,
+                            silence_share=data.silence_share, seed=seed)
+        labels, noise = list(index.labels), speech.load_noise(index.noise_files, rate)
+
+        def source(split):
+            entries = index.split(split)
+            if split == "train":
+                order = np.random.default_rng(seed).permutation(len(entries))
+                entries = [entries[i] for i in order]
+            return folder_clips(index, entries, rate, samples, skip_bad=data.skip_bad_files,
+                                noise=noise, chunk=chunk)
+    else:
+        labels, noise = list(data.labels or speech.KWS12), []
+
+        def source(split):
+            return tfds_clips(speech.tfds_waves(split, tuple(labels), rate, samples,
+                                                data_dir=data.tfds_data_dir), chunk=chunk,
+                              name=f"tfds:{split}")
+    splits = {split: featurize(source(split), params, seed=seed, noise=noise,
+                               augment_params=data.augment if split == "train" else None)
+              for split in speech.SPLITS}
+    meta = {"seed": int(seed), "source": data.path or "tfds:speech_commands",
+            "augment": {k: list(v) if isinstance(v, tuple) else v
+                        for k, v in dataclasses.asdict(data.augment).items()}}
+    return store.write_store(folder, splits, labels=labels, params=params, meta=meta,
+                             shard_clips=shard_clips)
