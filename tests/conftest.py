@@ -15,7 +15,9 @@ try:
 except RuntimeError:  # devices already initialized
     pass
 
-from tfkd._keras import keras  # noqa: E402
+from tfkd import keras  # noqa: E402
+from tfkd.data.dataset import Data  # noqa: E402
+from tfkd.data.frontend import FeatureParams  # noqa: E402
 
 
 @pytest.fixture
@@ -30,3 +32,40 @@ def tiny_pair():
     x = rng.normal(size=(48, 8)).astype("float32")
     y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0.5).astype("int32")
     return teacher, student, x, y
+
+
+def _clips(rng, n, shape):
+    """Features whose label is readable from them: the class is the brightest third."""
+    y = rng.integers(0, 3, n).astype(np.int32)
+    x = rng.normal(size=(n,) + shape).astype(np.float32)
+    for i, c in enumerate(y):
+        x[i, :, c * 2:(c + 1) * 2] += 2.0
+    return x, y
+
+
+@pytest.fixture
+def tiny_data():
+    """A :class:`Data` of 48 training clips (2 views each), 12 validation and 12 test clips
+    of 6x6x1 features and 3 labels (feature settings are only recorded, never computed)."""
+    rng = np.random.default_rng(0)
+    shape = (6, 6, 1)
+    x, y = _clips(rng, 48, shape)
+    views = np.stack([x, x + rng.normal(scale=0.1, size=x.shape).astype(np.float32)], axis=1)
+    xv, yv = _clips(rng, 12, shape)
+    xt, yt = _clips(rng, 12, shape)
+    return Data(["a", "b", "c"], FeatureParams(), (views, y), (xv, yv), (xt, yt))
+
+
+def small_cnn(width=4, shape=(6, 6, 1), n=3, name=None):
+    """A functional conv model of a few hundred parameters that converts to int8."""
+    inp = keras.Input(shape, name="features")
+    h = keras.layers.Conv2D(width, 3, padding="same", name="conv")(inp)
+    h = keras.layers.ReLU(name="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="pool")(h)
+    return keras.Model(inp, keras.layers.Dense(n, name="logits")(h), name=name)
+
+
+@pytest.fixture
+def make_cnn():
+    """Builds :func:`small_cnn` models."""
+    return small_cnn
