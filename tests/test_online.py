@@ -140,3 +140,38 @@ def test_consistent_mode_the_live_teacher_sees_the_students_exact_batch(mini):
         np.testing.assert_array_equal(t, s)
     # ... and the batches are new each epoch, not K fixed views.
     assert not np.array_equal(np.concatenate(t_seen[:steps // 2]), np.concatenate(t_seen[steps // 2:]))
+
+
+@pytest.mark.slow
+def test_pipeline_consistent_mode_with_mixup_transfer_and_a_teacher_ensemble(tmp_path):
+    import json
+
+    from wavutil import tone, write_wav
+
+    from tfkd.config import from_dict
+    from tfkd.pipeline.runner import run_pipeline
+
+    transfer = tmp_path / "unlabelled"
+    os.makedirs(transfer)
+    for i in range(3):
+        write_wav(str(transfer / f"t{i}.wav"), tone(300 + 100 * i, 1.0, 16000), 16000)
+    raw = {
+        "name": "consistent", "seed": 1,
+        "data": {"path": os.path.abspath(MINI), "augment": {"views": 2, "time_masks": 1, "freq_masks": 1}},
+        "teacher": {"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}, "epochs": 1,
+                    "batch_size": 16, "ensemble": 2, "mode": "consistent"},
+        "student": {"model": "ds_cnn", "params": {"channels": 4, "blocks": 1}},
+        "distill": {"epochs": 2, "batch_size": 16, "mode": "consistent",
+                    "mixup": {"prob": 0.5, "alpha": 0.4}, "transfer": str(transfer)},
+        "prune": {"method": "none", "epochs": 0},
+        "quantize": {"representative_samples": 10, "min_agreement": 0.0, "max_step_diff": 2},
+        "export": {"golden_vectors": 0},
+    }
+    out = tmp_path / "run"
+    run_pipeline(from_dict(raw), str(out), echo=lambda *_: None, tty=False, stop_after="distill")
+    m = json.loads((out / "metrics.json").read_text())
+    members = m["teacher"]["ensemble"]
+    assert len(members) == 2 and all(set(t) >= {"accuracy", "val_accuracy", "params"} for t in members)
+    assert m["teacher"]["params"] == sum(t["params"] for t in members)
+    assert m["distill"]["mode"] == "consistent"
+    assert m["distill"]["transfer_clips"] == 3

@@ -18,6 +18,7 @@ import yaml
 
 from tfkd.data.augment import AugmentParams
 from tfkd.data.frontend import FeatureParams
+from tfkd.data.online import MixupParams
 from tfkd.data.speech import label_folders
 from tfkd.distill.features import FeaturePair
 from tfkd.schema import ConfigError, build, require, safe_load, to_dict
@@ -108,14 +109,25 @@ class TeacherConfig:
     """Batch size."""
     learning_rate: float = 0.002
     """Peak learning rate (Adam, cosine decay)."""
+    mode: str = "cached"
+    """``cached``: train on the data stage's K fixed views per clip; ``consistent``: on
+    views augmented afresh every epoch (``data.augment``'s shift, noise and SpecAugment,
+    no mixup), read from the clip files (needs ``data.path``)."""
+    ensemble: int = 1
+    """Teachers trained with seeds seed, seed+1, ...; the teacher is the mean of their
+    logits (each one's accuracy is in ``metrics.json`` under ``teacher.ensemble``)."""
 
     def __post_init__(self):
         if self.path is None:
             _model_name(self.model)
         else:
             require(os.path.isfile(self.path), "path", "file does not exist", self.path)
-        _positive(self, "epochs", "batch_size")
+        _positive(self, "epochs", "batch_size", "ensemble")
         _rate(self, "learning_rate")
+        require(self.mode in ("cached", "consistent"), "mode", "must be cached or consistent",
+                self.mode)
+        require(self.path is None or self.ensemble == 1, "ensemble",
+                "must be 1 with teacher.path (an ensemble is trained, not loaded)", self.ensemble)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -144,6 +156,20 @@ class DistillConfig:
     """Born-again generations; > 1 lets each generation teach the next."""
     assistants: tuple[ModelConfig, ...] = ()
     """Teacher-assistant chain: zoo models (``{model, params}``) distilled in turn."""
+    mode: str = "cached"
+    """``cached``: the teacher's logits are cached per fixed view (K views from the data
+    stage); ``consistent``: function matching (Beyer et al. 2022): views augmented afresh
+    every epoch from the clip files (needs ``data.path``), the live teacher labelling the
+    student's exact batch. Pruning and QAT fine-tuning stay cached."""
+    mixup: MixupParams = dataclasses.field(default_factory=MixupParams)
+    """Mixup of two clips (``{prob, alpha}``; consistent mode): mixed clips teach through
+    the soft targets only (hard label -1)."""
+    transfer: typing.Optional[str] = None
+    """A folder of unlabelled WAV clips (searched recursively) added to every epoch for
+    the soft-target loss only (consistent mode)."""
+    other_words: bool = False
+    """Add the training-split clips of words outside ``data.labels`` (not already drawn
+    as ``_unknown_``) as unlabelled transfer clips (consistent mode)."""
 
     def __post_init__(self):
         from tfkd.distill.losses import LOSSES, get_loss
@@ -158,6 +184,20 @@ class DistillConfig:
             get_loss(dict(self.loss_params, name=self.loss))
         except (TypeError, ValueError) as e:
             raise ValueError(f"loss_params: {e}") from None
+        require(self.mode in ("cached", "consistent"), "mode", "must be cached or consistent",
+                self.mode)
+        soft_only = {"mixup": self.mixup.prob, "transfer": self.transfer,
+                     "other_words": self.other_words}
+        for key, value in soft_only.items():
+            if value:
+                require(self.mode == "consistent", key,
+                        "needs distill.mode: consistent (the teacher must label new inputs)", value)
+                # DKD splits the loss at the true class, which unlabelled clips lack.
+                require(self.loss != "dkd", key,
+                        "cannot be used with loss dkd (it needs a label for every clip)", value)
+        if self.transfer is not None:
+            require(os.path.isdir(self.transfer), "transfer", "folder does not exist",
+                    self.transfer)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -285,10 +325,17 @@ class PipelineConfig:
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     budgets: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
 
+    def __post_init__(self):
+        # Consistent modes re-read the clip files every epoch; TFDS clips are no files.
+        for key, section in (("distill.mode", self.distill), ("teacher.mode", self.teacher)):
+            if section is not None and section.mode == "consistent" and self.data.path is None:
+                raise ConfigError(f"{key}: consistent reads the clip files every epoch: it needs "
+                                 "data.path (a folder); the TFDS source is not supported")
+
 
 # -- loading ----------------------------------------------------------------------------
 
-_PATH_KEYS = ("data.path", "teacher.path", "data.tfds_data_dir")
+_PATH_KEYS = ("data.path", "teacher.path", "data.tfds_data_dir", "distill.transfer")
 
 
 def _get(d, dotted):

@@ -210,3 +210,102 @@ def online_dataset(entries, features, batch_size, *, noise=(), augment=None, mix
     options.threading.private_threadpool_size = max(1, parallel)
     options.autotune.enabled = False
     return ds.with_options(options)
+
+
+class OnlineData:
+    """A :class:`tfkd.data.dataset.Data` whose training batches are made on the fly.
+
+    Validation, test, the representative set and everything else come from ``data``
+    unchanged; :meth:`train_dataset` streams ``entries`` through :func:`online_dataset`,
+    so :func:`tfkd.pipeline.training.fit` trains on fresh views without knowing it.
+    There is no teacher cache in this mode: every batch is new.
+
+    Args:
+      data: the run's :class:`tfkd.data.dataset.Data`.
+      entries: the training entries (labelled clips, then any transfer clips).
+      noise: background-noise recordings at the feature sample rate.
+      augment: :class:`tfkd.data.augment.AugmentParams` (None: clean clips).
+      mixup: :class:`MixupParams` or None.
+    """
+
+    def __init__(self, data, entries, noise=(), augment=None, mixup=None):
+        self._data = data
+        self.entries = list(entries)
+        self.noise = list(noise)
+        self.augment = augment
+        self.mixup = mixup
+        if not self.entries:
+            raise ValueError("online data: no training clips")
+
+    def __getattr__(self, name):
+        # Everything but the training stream is the wrapped Data's.
+        return getattr(self._data, name)
+
+    @property
+    def num_train(self):
+        """Training clips per epoch (transfer clips included)."""
+        return len(self.entries)
+
+    @property
+    def unlabelled(self):
+        """Training clips with :data:`NO_LABEL` (transfer clips), before mixup."""
+        return sum(1 for e in self.entries if e.label < 0)
+
+    def steps_per_epoch(self, batch_size):
+        """Training batches per epoch (each clip once)."""
+        return int(np.ceil(len(self.entries) / batch_size))
+
+    def train_dataset(self, batch_size, seed, logits=None):
+        """Fresh augmented batches every epoch (see :func:`online_dataset`).
+
+        Raises:
+          ValueError: ``logits`` given: a cache cannot label views that do not exist yet.
+        """
+        if logits is not None:
+            raise ValueError("distill.mode: consistent makes new views every epoch; "
+                             "cached teacher logits cannot label them")
+        return online_dataset(self.entries, self._data.features, batch_size, noise=self.noise,
+                              augment=self.augment, mixup=self.mixup, seed=seed)
+
+    def logits(self, model, split="train", batch_size=256):
+        """Teacher outputs over an evaluation split (the training stream has none)."""
+        if split == "train":
+            raise ValueError("distill.mode: consistent has no fixed training views to cache")
+        return self._data.logits(model, split, batch_size)
+
+
+def folder_entries(d, fp, seed):
+    """The training entries and noise recordings of a folder data set, as the data stage
+    reads them (the same scan, split and seed, so the same clips in the same order).
+
+    Args:
+      d: the run's ``DataConfig`` (``path`` must be a folder).
+      fp: the :class:`tfkd.data.frontend.FeatureParams`.
+      seed: the data stage's seed.
+
+    Returns:
+      ``(index, entries, noise)``.
+
+    Raises:
+      ValueError: ``d.path`` is null (TFDS clips are not files that can be re-read).
+    """
+    from tfkd.data import speech
+    from tfkd.data.wav import AudioError
+
+    if d.path is None:
+        raise ValueError("distill.mode: consistent reads the clip files: it needs data.path "
+                         "(a folder); the TFDS source is not supported")
+    index = speech.scan(d.path, d.labels, validation_pct=d.validation_pct,
+                        testing_pct=d.testing_pct, unknown_share=d.unknown_share,
+                        silence_share=d.silence_share, seed=seed)
+    noise = speech.load_noise(index.noise_files, fp.sample_rate)
+    entries = index.split("train")
+    if d.skip_bad_files:  # as the data stage: unreadable files are left out
+        def readable(e):
+            try:
+                load_entry(e, noise, fp.sample_rate, fp.clip_samples)
+                return True
+            except AudioError:
+                return False
+        entries = [e for e in entries if readable(e)]
+    return index, entries, noise

@@ -7,6 +7,7 @@ import numpy as np
 
 from tfkd._keras import keras
 from tfkd.distill.distiller import Distiller
+from tfkd.distill.transfer import MaskedSparseCategoricalCrossentropy
 
 __all__ = ["FitSettings", "Progress", "fit", "BestWeights", "EpochLine", "cosine_adam", "accuracy"]
 
@@ -138,8 +139,11 @@ def fit(model, data, settings, teacher=None, callbacks=(), *, seed=0, progress=P
     else:
         loss = dict(settings.loss_params, name=settings.loss) if settings.loss_params \
             else settings.loss
+        # Clips labelled -1 (mixtures, transfer clips) teach through the soft targets
+        # only; for labels >= 0 this is the plain sparse cross-entropy.
         trainer = Distiller(student=model, teacher=teacher, temperature=settings.temperature,
-                            alpha=settings.alpha, loss=loss, features=list(settings.features) or None)
+                            alpha=settings.alpha, loss=loss, features=list(settings.features) or None,
+                            student_loss=MaskedSparseCategoricalCrossentropy())
         trainer.compile(optimizer=optimizer, metrics=acc)
         if settings.cache and not settings.features:  # feature maps need the live teacher
             logits, val_logits = data.logits(teacher), data.logits(teacher, "validation")
