@@ -241,13 +241,13 @@ def test_feature_parity_between_training_and_evaluation_paths(full_run):
     """The same clip gives identical features through the data stage and through eval."""
     import numpy as np
     from tfkd.data import frontend, speech
+    from tfkd.pipeline.artifacts import load_data
     from tfkd.pipeline.evaluate import _entries
 
     _, _, out, _ = full_run
     labels = json.loads((out / "data" / "labels.json").read_text())
     fp = frontend.FeatureParams.load(out / "data" / "features.json")
-    with np.load(out / "data" / "features.npz") as z:
-        x_test, y_test = z["x_test"], z["y_test"]
+    x_test, y_test = load_data(out / "data").arrays("test")  # streamed from the feature store
     index, entries = _entries(MINI, labels, "test")
     waves, y, _ = speech.load_waves(index, entries, fp.sample_rate, fp.clip_samples)
     feats = frontend.compute(waves, fp)

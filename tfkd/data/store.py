@@ -46,6 +46,7 @@ class StoreError(ValueError):
 
 
 def _join(folder, name):
+    folder = os.fspath(folder)
     return folder.rstrip("/") + "/" + name if "://" in folder else os.path.join(folder, name)
 
 
@@ -176,7 +177,7 @@ class FeatureStore:
     def __init__(self, folder, manifest):
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
             raise StoreError(f"store: {_join(folder, MANIFEST)} is not a {FORMAT} v{VERSION} manifest")
-        self.folder = folder
+        self.folder = os.fspath(folder)
         self.manifest = manifest
 
     @classmethod

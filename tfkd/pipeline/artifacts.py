@@ -3,7 +3,7 @@
 Layout of a run folder ``DIR``::
 
     resolved.yaml  metrics.json  timings.json  report.md  plots/*.png  logs/<stage>/
-    data/      features.npz features.json labels.json
+    data/      store/ (manifest.json, <split>-NNNNN.tfrecord) features.json labels.json
     teacher/   teacher.keras history.json
     distill/   student.keras history.json
     prune/     student.keras history.json
@@ -21,20 +21,25 @@ import os
 import typing
 
 import numpy as np
+import tensorflow as tf
 import yaml
 
 from tfkd._keras import keras
 from tfkd.data.dataset import Data
 from tfkd.data.frontend import FeatureParams
+from tfkd.data.store import MANIFEST, FeatureStore, StoreError
+from tfkd.data.store_data import StoreData
 from tfkd.fileio import atomic_write, read_json, write_json
 
 __all__ = ["Trained", "Quantized", "Firmware", "RunFolder", "save", "load", "load_data",
-           "load_model", "load_history", "load_quantized", "ArtifactError"]
+           "load_model", "load_history", "load_quantized", "ArtifactError", "store_folder"]
 
 RESOLVED, METRICS, TIMINGS, REPORT, PLOTS, LOGS = (
     "resolved.yaml", "metrics.json", "timings.json", "report.md", "plots", "logs")
 RECORD = "done.json"
 FEATURES, FEATURE_PARAMS, LABELS = "features.npz", "features.json", "labels.json"
+#: The data stage's feature store (a folder; see :mod:`tfkd.data.store`).
+STORE = "store"
 HISTORY = "history.json"
 INT8, PREDICTIONS, VERIFICATION = "model_int8.tflite", "tflm_predictions.npy", "verification.json"
 #: The model file of each stage that trains one.
@@ -80,19 +85,49 @@ class Firmware:
 
 # -- per-stage products -------------------------------------------------------------------
 
+def store_folder(folder):
+    """The feature store's folder inside a data stage folder."""
+    return os.path.join(folder, STORE)
+
+
 def _save_data(folder, data):
-    x, y = data.train_arrays()
-    (xv, yv), (xt, yt) = data.arrays("validation"), data.arrays("test")
-    tmp = os.path.join(folder, f".tmp-{FEATURES}")
-    with open(tmp, "wb") as f:
-        np.savez(f, x_train=x, y_train=y, x_val=xv, y_val=yv, x_test=xt, y_test=yt)
-    os.replace(tmp, os.path.join(folder, FEATURES))
+    if isinstance(data, StoreData):
+        # The store was streamed into the stage folder while it was made; a store made
+        # elsewhere (a notebook's temporary folder) is copied in.
+        target = store_folder(folder)
+        if os.path.abspath(data.store.folder) != os.path.abspath(target):
+            os.makedirs(target, exist_ok=True)
+            for name in [os.path.basename(f) for s in data.store.splits for f in data.store.files(s)] \
+                    + [MANIFEST]:
+                tf.io.gfile.copy(os.path.join(data.store.folder, name), os.path.join(target, name),
+                                 overwrite=True)
+    else:  # an in-memory Data (small sets built by hand)
+        x, y = data.train_arrays()
+        (xv, yv), (xt, yt) = data.arrays("validation"), data.arrays("test")
+        tmp = os.path.join(folder, f".tmp-{FEATURES}")
+        with open(tmp, "wb") as f:
+            np.savez(f, x_train=x, y_train=y, x_val=xv, y_val=yv, x_test=xt, y_test=yt)
+        os.replace(tmp, os.path.join(folder, FEATURES))
     write_json(os.path.join(folder, FEATURE_PARAMS), data.features.to_dict())
     write_json(os.path.join(folder, LABELS), list(data.labels))
 
 
-def load_data(folder):
-    """The data stage's :class:`Data`."""
+def load_data(folder, verify=True):
+    """The data stage's Data: the feature store's :class:`StoreData` (its shards checked
+    against their checksums unless ``verify`` is false), or the in-memory
+    :class:`Data` of a run folder from before the store.
+
+    Raises:
+      ArtifactError: the folder has neither, or a shard is missing, changed or corrupt.
+    """
+    if os.path.isfile(os.path.join(store_folder(folder), MANIFEST)):
+        try:
+            data = StoreData(FeatureStore.open(store_folder(folder)))
+            if verify:
+                data.verify()
+        except StoreError as e:
+            raise ArtifactError(f"{e}; rerun the data stage") from None
+        return data
     with np.load(_need(folder, FEATURES)) as z:
         a = {k: z[k] for k in z.files}
     return Data(load_labels(folder), load_feature_params(folder), (a["x_train"], a["y_train"]),
@@ -246,7 +281,7 @@ class RunFolder:
     def test_predictions(self):
         """``(test labels, TFLM's test predictions)``, or None before the quantize stage."""
         try:
-            return load_data(self.stage("data")).arrays("test")[1], \
+            return load_data(self.stage("data"), verify=False).arrays("test")[1], \
                 load_quantized(self.stage("quantize")).predictions
         except ArtifactError:
             return None

@@ -8,6 +8,7 @@ the products, and :mod:`tfkd.pipeline.runner` orders the stages (:data:`STAGES`)
 
 import dataclasses
 import os
+import tempfile
 import typing
 
 import numpy as np
@@ -18,9 +19,11 @@ from tfkd.compress import prune as prune_lib
 from tfkd.compress import quantize as q
 from tfkd.data import augment, frontend, speech
 from tfkd.data.dataset import Data
+from tfkd.data.store_data import StoreData
+from tfkd.data.stream import build_store
 from tfkd.export import carray
 from tfkd.models import build as build_model
-from tfkd.pipeline.artifacts import Firmware, Quantized, Trained
+from tfkd.pipeline.artifacts import Firmware, Quantized, Trained, store_folder
 from tfkd.pipeline.training import FitSettings, Progress, accuracy, fit
 
 __all__ = ["Stage", "STAGES", "Context", "StageError", "build_data", "data", "teacher",
@@ -63,59 +66,42 @@ def _val_accuracy(model, data):
 
 # -- data ---------------------------------------------------------------------------------
 
-def build_data(d, fp, seed):
-    """Reads the clips, computes features and K augmented views of the training split.
+def build_data(d, fp, seed, folder=None):
+    """Reads the clips, computes features and K augmented views of the training split,
+    streaming them in bounded chunks into a feature store (flat memory at any size).
 
     Args:
       d: a :class:`tfkd.config.DataConfig`.
       fp: the :class:`tfkd.data.frontend.FeatureParams`.
-      seed: split, augmentation and SpecAugment seed.
+      seed: split, order, augmentation and SpecAugment seed.
+      folder: where to write the store (a temporary folder when None).
 
     Returns:
-      ``(Data, metrics)``.
+      ``(StoreData, metrics)``.
 
     Raises:
       StageError: a split is empty.
     """
-    if d.path is not None:
-        index = speech.scan(d.path, d.labels, validation_pct=d.validation_pct,
-                            testing_pct=d.testing_pct, unknown_share=d.unknown_share,
-                            silence_share=d.silence_share, seed=seed)
-        labels = list(index.labels)
-        noise = speech.load_noise(index.noise_files, fp.sample_rate)
-        waves, skipped = {}, 0
-        for split in speech.SPLITS:
-            w, y, s = speech.load_waves(index, index.split(split), fp.sample_rate, fp.clip_samples,
-                                        skip_bad=d.skip_bad_files, noise=noise)
-            waves[split] = (w, y)
-            skipped += s
-        counts = index.counts()
-    else:
-        labels = list(d.labels or speech.KWS12)
-        noise, skipped = [], 0
-        waves = {split: speech.tfds_waves(split, tuple(labels), fp.sample_rate, fp.clip_samples,
-                                          data_dir=d.tfds_data_dir) for split in speech.SPLITS}
-        counts = {s: {labels[i]: int(np.sum(w[1] == i)) for i in range(len(labels))}
-                  for s, w in waves.items()}
+    folder = folder or tempfile.mkdtemp(prefix="tfkd-store-")
+    store = build_store(folder, d, fp, seed)
     for split in ("train", "validation", "test"):
-        if len(waves[split][1]) == 0:
+        if store.clips(split) == 0:
             raise StageError(f"data: the {split} split is empty (data.path {d.path})")
-    views = augment.waveform_views(waves["train"][0], d.augment, noise, fp.sample_rate, seed)
-    n, k, s = views.shape
-    x_train = frontend.compute(views.reshape(n * k, s), fp).reshape((n, k) + frontend.feature_shape(fp))
-    x_train = augment.spec_augment(x_train, d.augment, seed + 1)
-    result = Data(labels, fp, (x_train, waves["train"][1]),
-                  (frontend.compute(waves["validation"][0], fp), waves["validation"][1]),
-                  (frontend.compute(waves["test"][0], fp), waves["test"][1]))
-    return result, {"labels": labels, "clips": {s: int(len(waves[s][1])) for s in speech.SPLITS},
-                    "views": int(k), "skipped_files": int(skipped), "counts": counts,
-                    "input_shape": list(frontend.feature_shape(fp))}
+    splits = store.manifest["splits"]
+    return StoreData(store), {
+        "labels": store.labels, "clips": {s: store.clips(s) for s in speech.SPLITS},
+        "views": store.views("train"), "counts": {s: store.counts(s) for s in speech.SPLITS},
+        "skipped_files": sum(int(splits[s]["skipped"]) for s in speech.SPLITS),
+        "input_shape": list(frontend.feature_shape(fp)),
+        "store": {"shards": sum(len(splits[s]["shards"]) for s in speech.SPLITS),
+                  "bytes": sum(int(f["bytes"]) for s in speech.SPLITS for f in splits[s]["shards"])}}
 
 
 def data(cfg, ctx):
-    """The data stage: :func:`build_data` with the run's settings."""
-    return build_data(cfg.data, cfg.features, ctx.seed)
-
+    """The data stage: :func:`build_data` with the run's settings, the store written into
+    the stage's folder."""
+    return build_data(cfg.data, cfg.features, ctx.seed,
+                      store_folder(ctx.folder) if ctx.folder else None)
 
 # -- teacher ------------------------------------------------------------------------------
 
