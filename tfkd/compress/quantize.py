@@ -72,7 +72,9 @@ def _ops_in_message(msg):
     import re
 
     found = re.findall(r"'(?:tf|tfl)\.([A-Za-z0-9_]+)'", msg)
-    return found or re.findall(r"\b(?:tf|tfl)\.([A-Za-z0-9_]+)", msg)
+    # A kernel that fails during calibration: "Node number 1 (RFFT2D) failed to prepare."
+    return found or re.findall(r"\b(?:tf|tfl)\.([A-Za-z0-9_]+)", msg) or \
+        re.findall(r"\(([A-Z][A-Z0-9_]*)\) failed to prepare", msg)
 
 
 def quantization_aware(model, train, *, preserve_sparsity=False):
