@@ -17,10 +17,12 @@ from tfkd._keras import keras
 from tfkd import verify
 from tfkd.compress import prune as prune_lib
 from tfkd.compress import quantize as q
-from tfkd.data import augment, frontend, speech
+from tfkd.data import augment, frontend, online, speech
 from tfkd.data.dataset import Data
 from tfkd.data.store_data import StoreData
 from tfkd.data.stream import build_store
+from tfkd.distill import transfer as transfer_lib
+from tfkd.distill.ensemble import ensemble
 from tfkd.export import carray
 from tfkd.models import build as build_model
 from tfkd.pipeline.artifacts import Firmware, Quantized, Trained, store_folder
@@ -116,20 +118,53 @@ def _load_teacher_file(path, num_labels):
     return model
 
 
+def _online_data(cfg, data, distill=None):
+    """``data`` with training batches augmented afresh every epoch from the clip files
+    (consistent mode); with ``distill``, its mixup and transfer clips join in."""
+    from tfkd.pipeline.runner import _stage_seed  # the data stage's seed: the same clips
+
+    try:
+        index, entries, noise = online.folder_entries(cfg.data, data.features,
+                                                      _stage_seed(cfg.seed, "data"))
+    except ValueError as e:
+        raise StageError(str(e)) from None
+    if tuple(index.labels) != tuple(data.labels) or len(entries) != data.num_train:
+        raise StageError(f"data.path: {cfg.data.path} changed since the data stage "
+                         f"({len(entries)} training clips now, {data.num_train} then): rerun it")
+    mixup = None
+    if distill is not None:
+        if distill.transfer is not None:
+            entries += transfer_lib.transfer_entries(distill.transfer)
+        if distill.other_words:
+            entries += transfer_lib.other_word_entries(
+                index, validation_pct=cfg.data.validation_pct, testing_pct=cfg.data.testing_pct)
+        mixup = distill.mixup if distill.mixup.prob > 0 else None
+    return online.OnlineData(data, entries, noise, cfg.data.augment, mixup)
+
+
 def teacher(cfg, ctx, *, data):
-    """Trains the teacher on labels (or loads a ``.keras`` teacher) and scores it."""
+    """Trains the teacher (or an ensemble of teachers) on labels, or loads a ``.keras``
+    teacher, and scores it."""
     t = cfg.teacher
-    history = {}
+    history, members = {}, []
     if t.path is not None:
         model = _load_teacher_file(t.path, len(data.labels))
     else:
-        model = build_model(t.model, data.input_shape, len(data.labels), **t.params)
         settings = FitSettings(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate)
-        history = fit(model, data, settings, seed=ctx.seed,
-                      progress=ctx.progress("teacher", "teacher"))
-    return Trained(model=model, history=history), {
-        "accuracy": _test_accuracy(model, data), "params": int(model.count_params()),
-        "val_accuracy": _val_accuracy(model, data)}
+        train_data = _online_data(cfg, data) if t.mode == "consistent" else data
+        for i in range(t.ensemble):
+            member = build_model(t.model, data.input_shape, len(data.labels), **t.params)
+            label, log = ("teacher", "teacher") if i == 0 else (f"teacher {i + 1}", f"teacher{i}")
+            h = fit(member, train_data, settings, seed=ctx.seed + i, progress=ctx.progress(label, log))
+            history = history or h  # the first member's curves (the report plots one run)
+            members.append(member)
+        model = ensemble(members)
+    metrics = {"accuracy": _test_accuracy(model, data), "params": int(model.count_params()),
+               "val_accuracy": _val_accuracy(model, data)}
+    if len(members) > 1:
+        metrics["ensemble"] = [{"accuracy": _test_accuracy(m, data), "params": int(m.count_params()),
+                                "val_accuracy": _val_accuracy(m, data)} for m in members]
+    return Trained(model=model, history=history), metrics
 
 
 # -- distill ------------------------------------------------------------------------------
@@ -140,11 +175,15 @@ def distill(cfg, ctx, *, data, teacher):
     dc = cfg.distill
     settings = FitSettings.distilling(dc, epochs=dc.epochs, batch_size=dc.batch_size,
                                       learning_rate=dc.learning_rate)
+    train_data = data
+    if dc.mode == "consistent" and teacher is not None:
+        train_data = _online_data(cfg, data, dc)
+        settings = dataclasses.replace(settings, cache=False)  # every batch is new
     n = len(data.labels)
     histories, chain = {}, []
     for i, a in enumerate(dc.assistants):
         assistant = build_model(a.model, data.input_shape, n, **a.params)
-        histories[f"assistant{i}"] = fit(assistant, data, settings, teacher, seed=ctx.seed + 10 + i,
+        histories[f"assistant{i}"] = fit(assistant, train_data, settings, teacher, seed=ctx.seed + 10 + i,
                                          progress=ctx.progress(f"assistant {a.model}"))
         chain.append({"model": a.model, "params": int(assistant.count_params()),
                       "accuracy": _test_accuracy(assistant, data)})
@@ -153,12 +192,15 @@ def distill(cfg, ctx, *, data, teacher):
     for g in range(dc.generations):
         student = build_model(cfg.student.model, data.input_shape, n, **cfg.student.params)
         label = "distill" if dc.generations == 1 else f"generation {g + 1}"
-        histories[f"gen{g}"] = fit(student, data, settings, teacher, seed=ctx.seed + 100 + g,
+        histories[f"gen{g}"] = fit(student, train_data, settings, teacher, seed=ctx.seed + 100 + g,
                                    progress=ctx.progress(label, f"distill_gen{g}"))
         generations.append(_test_accuracy(student, data))
         teacher = student
     metrics = {"accuracy": generations[-1], "params": int(student.count_params()),
                "val_accuracy": _val_accuracy(student, data)}
+    if train_data is not data:
+        metrics["mode"] = "consistent"
+        metrics["transfer_clips"] = int(train_data.unlabelled)
     if dc.generations > 1:
         metrics["generations"] = generations
     if chain:
@@ -287,9 +329,9 @@ class Stage:
 
 STAGES = (
     Stage(name="data", run=data, config=("seed", "data", "features")),
-    Stage(name="teacher", run=teacher, config=("seed", "teacher"), inputs={"data": "data"},
+    Stage(name="teacher", run=teacher, config=("seed", "teacher", "data"), inputs={"data": "data"},
           enabled=lambda cfg: cfg.teacher is not None),
-    Stage(name="distill", run=distill, config=("seed", "student", "distill"),
+    Stage(name="distill", run=distill, config=("seed", "student", "distill", "data"),
           inputs={"data": "data", "teacher": "teacher"}),
     Stage(name="prune", run=prune, config=("seed", "prune", "distill"),
           inputs={"data": "data", "student": "distill", "teacher": "teacher"}),
