@@ -247,8 +247,9 @@ class LogitsDistillation:
 
     Args:
       temperature: softmax temperature T > 0 (keras.distillation's default 3.0).
-      loss: ``"kl_divergence"`` (default, tfkd's ``kl``) or any tfkd logit loss: a name
-        (kl, mse, dkd, dist), a ``{"name": ..., **params}`` dict or a loss object.
+      loss: ``"kl_divergence"`` (default, tfkd's ``kl``; a ``keras.losses.KLDivergence()``
+        object means the same) or any tfkd logit loss: a name (kl, mse, dkd, dist), a
+        ``{"name": ..., **params}`` dict or a loss object.
     """
 
     def __init__(self, temperature=3.0, loss="kl_divergence"):
@@ -257,8 +258,10 @@ class LogitsDistillation:
             raise ValueError(f"LogitsDistillation temperature: must be a number > 0, "
                              f"got {temperature!r}")
         self.temperature = float(temperature)
-        self.loss = loss
-        get_loss(loss)  # fail here, not at fit time
+        # keras.distillation applies T² · KL on softened probabilities for a KLDivergence
+        # object: that is tfkd's kl.
+        self.loss = "kl_divergence" if type(loss).__name__ == "KLDivergence" else loss
+        get_loss(self.loss)  # fail here, not at fit time
 
     def get_config(self):
         loss = self.loss if isinstance(self.loss, (str, dict)) else loss_config(self.loss)
