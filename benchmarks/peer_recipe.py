@@ -35,8 +35,8 @@ from tfkd._keras import keras  # noqa: E402
 from tfkd.compress import quantize as q  # noqa: E402
 from tfkd.config import load  # noqa: E402
 from tfkd.data import augment, frontend, speech  # noqa: E402
-from tfkd.export import micro  # noqa: E402
 from tfkd.models import build  # noqa: E402
+from tfkd.verify import measure_arena, score_int8  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIPELINE = os.path.join(HERE, "..", "pipelines", "kws_micro.yaml")
@@ -205,7 +205,7 @@ def peer(cfg, data_path, augmented=False):
     pruned_acc = float(np.mean(pruned.predict(xs, verbose=0).argmax(-1) == ys))
     rng = np.random.default_rng(0)
     flat = q.convert_int8(pruned, x_clean[rng.choice(len(x_clean), min(500, len(x_clean)), replace=False)])
-    scores, _ = q.score_int8(flat, xs, ys)
+    scores, _ = score_int8(flat, xs, ys)
     wall = time.perf_counter() - start
     phases["prune+quantize"] = wall - sum(phases.values())
     print("peer phases (s):", {k: round(v, 1) for k, v in phases.items()}, flush=True)
@@ -214,7 +214,7 @@ def peer(cfg, data_path, augmented=False):
             "pruned_sparsity": sparsity,
             "best_float_student": max(float_acc, pruned_acc),
             "tflm_int8_accuracy": scores["accuracy_tflm"], "flash_bytes": len(flat),
-            "arena_bytes": micro.measure_arena(flat), "wall_s": wall, "cpu_s": time.process_time() - cpu0}
+            "arena_bytes": measure_arena(flat), "wall_s": wall, "cpu_s": time.process_time() - cpu0}
 
 
 def ours(data_path, overrides):
