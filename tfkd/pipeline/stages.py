@@ -23,7 +23,7 @@ from tfkd.data.store_data import StoreData
 from tfkd.data.stream import build_store
 from tfkd.distill import transfer as transfer_lib
 from tfkd.distill.ensemble import ensemble
-from tfkd.export import carray
+from tfkd.export import carray, golden
 from tfkd.models import build as build_model
 from tfkd.pipeline.artifacts import Firmware, Quantized, Trained, store_folder
 from tfkd.pipeline.training import FitSettings, Progress, accuracy, fit
@@ -299,9 +299,9 @@ def export(cfg, ctx, *, data, quantized):
                                         writer=files.__setitem__)
     ident = carray.c_identifier(name)
     x, y = data.arrays("test")
-    n = min(cfg.export.golden_vectors, len(y))
-    if n:
-        xq = verify.quantize_input(x[:n], in_s, in_z)
+    rows = golden.select(y, quantized.predictions, cfg.export.golden_vectors)
+    if rows:
+        xq = verify.quantize_input(x[rows], in_s, in_z)
         kinds["golden"] = f"{ident}_golden.h"
         files[kinds["golden"]] = carray.render_golden(ident, xq, verify.TFLMRunner(flat).run_int8(xq))
     return Firmware(files=files, kinds=kinds), {
