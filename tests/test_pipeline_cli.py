@@ -95,6 +95,26 @@ def test_eval_scores_a_run(full_run):
     assert res.exit_code == 0, res.output
     r = json.loads(res.output)
     assert {"accuracy_int8", "accuracy_tflm", "accuracy_float", "n"} <= set(r) and r["n"] == 54
+    # What each stage cost on these clips, recomputed here from the run's own files.
+    import numpy as np
+    from tfkd._keras import keras
+    from tfkd.data import frontend, speech
+    from tfkd.pipeline import artifacts
+    from tfkd.pipeline.evaluate import eval_entries
+    from tfkd.verify import score_int8
+
+    run = artifacts.RunFolder(str(out))
+    fp = artifacts.load_feature_params(run.stage("data"))
+    index, entries = eval_entries(MINI, artifacts.load_labels(run.stage("data")), "all")
+    waves, y, _ = speech.load_waves(index, entries, fp.sample_rate, fp.clip_samples)
+    x = frontend.compute(waves, fp)
+    teacher = keras.models.load_model(str(out / "teacher" / "teacher.keras"), compile=False)
+    distilled = keras.models.load_model(str(out / "distill" / "student.keras"), compile=False)
+    t_pred = teacher.predict(x, verbose=0).argmax(-1)
+    _, tflm_pred = score_int8((out / "quantize" / "model_int8.tflite").read_bytes(), x, y)
+    assert r["accuracy_teacher"] == pytest.approx(np.mean(t_pred == y))
+    assert r["accuracy_distilled"] == pytest.approx(np.mean(distilled.predict(x, verbose=0).argmax(-1) == y))
+    assert r["teacher_int8_agreement"] == pytest.approx(np.mean(t_pred == tflm_pred))
 
 
 def test_eval_unknown_folders_without_unknown_label(full_run, tmp_path):

@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 from tfkd.data import frontend, speech
 from tfkd.pipeline import artifacts
 from tfkd.pipeline.training import accuracy
@@ -46,7 +48,11 @@ def evaluate_run(run_dir, data_path, split="test"):
     """Scores the run's int8 model (LiteRT and TFLM) and its float student.
 
     Returns:
-      ``{"accuracy_int8", "accuracy_tflm", "accuracy_float", "tflm_litert_agreement", "n"}``.
+      ``{"accuracy_int8", "accuracy_tflm", "accuracy_float" (the pruned float student),
+      "accuracy_teacher", "accuracy_distilled" (the student before pruning),
+      "teacher_int8_agreement" (argmax agreement of the teacher and the int8 model on
+      TFLite Micro), "tflm_litert_agreement", "n", "split"}``; the teacher keys are null
+      for a run without a teacher.
 
     Raises:
       EvalError: a missing run artifact or unusable data folder.
@@ -62,8 +68,25 @@ def evaluate_run(run_dir, data_path, split="test"):
     index, entries = eval_entries(data_path, labels, split)
     waves, y, _ = speech.load_waves(index, entries, fp.sample_rate, fp.clip_samples)
     x = frontend.compute(waves, fp)
-    scores, _ = score_int8(flat, x, y)
+    scores, tflm_pred = score_int8(flat, x, y)
+    # What each stage cost on these clips: the teacher, the student before pruning, and
+    # how often the shipped int8 model (as TFLM runs it) says what the teacher says.
+    teacher_acc = agreement = None
+    if os.path.isdir(run.stage("teacher")):
+        try:
+            teacher = run.load("teacher")
+        except (artifacts.ArtifactError, OSError) as e:
+            raise EvalError(str(e)) from None
+        teacher_pred = teacher.predict(x, batch_size=256, verbose=0).argmax(-1)
+        teacher_acc = float(np.mean(teacher_pred == y))
+        agreement = float(np.mean(teacher_pred == tflm_pred))
+    try:
+        distilled = run.load("distill")
+    except (artifacts.ArtifactError, OSError) as e:
+        raise EvalError(str(e)) from None
     return {"accuracy_int8": scores["accuracy_int8"], "accuracy_tflm": scores["accuracy_tflm"],
             "accuracy_float": accuracy(student, x, y),
+            "accuracy_teacher": teacher_acc, "accuracy_distilled": accuracy(distilled, x, y),
+            "teacher_int8_agreement": agreement,
             "tflm_litert_agreement": scores["tflm_litert_agreement"], "n": int(len(y)),
             "split": split}
