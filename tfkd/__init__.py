@@ -2,11 +2,11 @@
 
 ``tfkd.Distiller`` is the knowledge-distillation model; ``tfkd.keras`` is the Keras 2
 (``tf_keras``) module that tfkd and its users should build models with.
+
+Importing ``tfkd`` does not import TensorFlow: the names below load on first use, so
+``tfkd --version`` and ``tfkd validate`` answer in well under a second.
 """
 
-from tfkd._keras import keras
-from tfkd.distill.distiller import Distiller
-from tfkd.distill.features import FeaturePair
 from tfkd.registry import Registry, UnknownNameError
 
 __version__ = "0.1.0"
@@ -14,8 +14,22 @@ __all__ = ["Distiller", "FeaturePair", "Registry", "UnknownNameError", "keras", 
            "load_config", "run_pipeline"]
 
 
+def _keras_names():
+    # One import for all three: whoever gets `tfkd.keras` can load a saved Distiller,
+    # since importing the distiller module registers it with Keras.
+    from tfkd._keras import keras
+    from tfkd.distill.distiller import Distiller
+    from tfkd.distill.features import FeaturePair
+
+    return {"keras": keras, "Distiller": Distiller, "FeaturePair": FeaturePair}
+
+
 def __getattr__(name):
-    # The pipeline pulls in tfmot, LiteRT and TFLM: import it only when asked for.
+    # TensorFlow, tfmot, LiteRT and TFLM load only when asked for.
+    if name in ("keras", "Distiller", "FeaturePair"):
+        names = _keras_names()
+        globals().update(names)
+        return names[name]
     if name == "load_config":
         from tfkd.config import load
 
@@ -25,3 +39,7 @@ def __getattr__(name):
 
         return run_pipeline
     raise AttributeError(f"module 'tfkd' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

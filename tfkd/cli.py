@@ -1,20 +1,85 @@
 """The ``tfkd`` command: run, validate and eval.
 
 Usage errors (bad keys or values, missing files) exit 2 with one line; a failing stage
-or a broken budget exits 1 with one line (the traceback only with ``--verbose``).
+or a broken budget exits 1 with one line (the traceback only with ``--verbose``); Ctrl-C
+exits 130 with one line, at any moment.
+
+Quiet by default: without ``--verbose`` a run prints its summary and nothing else.
+TensorFlow's C++ log, its Python warnings and the converter's chatter are kept off the
+terminal (see :func:`_quiet`); tfkd's own stage lines and Keras progress bars need
+``--verbose`` too.
 """
 
+import contextlib
+import functools
 import json
+import logging
 import os
 import sys
+import tempfile
+import warnings
 
 import click
 
 __all__ = ["main", "cli"]
 
 
-def _quiet_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def _quiet(verbose):
+    """Keeps TensorFlow's output off the terminal unless ``verbose``.
+
+    Must be entered before TensorFlow is imported: ``TF_CPP_MIN_LOG_LEVEL`` is read once,
+    and the lines TF writes before absl's logging is initialized (oneDNN, CUDA probes,
+    CPU features) ignore it. So file descriptor 2 itself goes to a scratch file while the
+    command runs; ``sys.stderr`` (click's error lines, Python's tracebacks) keeps the
+    terminal. The scratch file is deleted afterwards.
+    """
+    if verbose:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "h5py", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd, scratch = tempfile.mkstemp(prefix="tfkd-stderr-", suffix=".log")
+    os.dup2(fd, 2)
+    os.close(fd)
+    old_stderr = sys.stderr
+    # Rebind sys.stderr to the terminal only if it was fd 2 (a test's capture stays put).
+    if _fileno(old_stderr) == 2:
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8",
+                               errors="replace")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if sys.stderr is not old_stderr:
+            sys.stderr.close()
+            sys.stderr = old_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.unlink(scratch)
+
+
+def _fileno(stream):
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _interruptible(command):
+    """Ctrl-C at any moment (even while TensorFlow imports) ends with one line, exit 130."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("Interrupted", err=True)
+            sys.exit(130)
+    return wrapper
 
 
 def _load(pipeline, overrides):
@@ -24,6 +89,36 @@ def _load(pipeline, overrides):
         return load(pipeline, overrides)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
+
+
+def _dry_build(cfg):
+    """``tfkd.pipeline.checks.dry_build`` when this tfkd has it (it builds the models)."""
+    try:
+        from tfkd.pipeline import checks
+    except ImportError:
+        return
+    build = getattr(checks, "dry_build", None)
+    if build is None:
+        return
+    from tfkd.config import ConfigError
+
+    try:
+        build(cfg)
+    except ConfigError as e:
+        raise click.UsageError(str(e).strip().splitlines()[0]) from None
+    except Exception as e:  # a model that cannot be built: one line, not a traceback
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise click.UsageError(f"building the models failed: {type(e).__name__}: {msg}") from None
+
+
+def _firmware_line(out_dir, metrics):
+    e = metrics.get("export") or {}
+    if not e.get("tflite_bytes"):
+        return None
+    folder = os.path.join(out_dir, "export")
+    main = e.get("files", {}).get("cc", "")
+    return (f"firmware: {folder}{os.sep} ({main}, .h, _ops.h, main.cc, Makefile): model "
+            f"{e['tflite_bytes']:,} B flash, tensor arena {e.get('arena_bytes', 0):,} B")
 
 
 @click.group()
@@ -36,10 +131,16 @@ def cli():
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key by its dotted path (repeatable).")
-def validate(pipeline, overrides):
-    """Check PIPELINE.yaml (and --set overrides) without running anything."""
-    _quiet_tf()
-    cfg = _load(pipeline, overrides)
+@click.option("--no-build", is_flag=True,
+              help="Check the config only; skip building the models (faster, no TensorFlow).")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's log and tracebacks.")
+@_interruptible
+def validate(pipeline, overrides, no_build, verbose):
+    """Check PIPELINE.yaml (and --set overrides) without training anything."""
+    with _quiet(verbose):
+        cfg = _load(pipeline, overrides)
+        if not no_build:
+            _dry_build(cfg)
     click.echo(f"{pipeline}: ok ({cfg.name})")
 
 
@@ -50,38 +151,44 @@ def validate(pipeline, overrides):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key by its dotted path (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue a run: skip unchanged finished stages.")
-@click.option("--verbose", is_flag=True, help="Show tracebacks.")
+@click.option("--verbose", is_flag=True,
+              help="Show stage progress, TensorFlow's log and tracebacks.")
 @click.option("--stop-after", type=click.Choice(["data", "teacher", "distill", "prune", "quantize"]),
               default=None, help="Stop after this stage (continue later with --resume).")
+@_interruptible
 def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
     """Run PIPELINE.yaml: data → teacher → distill → prune → quantize → export → report."""
-    _quiet_tf()
-    cfg = _load(pipeline, overrides)
-    from tfkd.pipeline.runner import BudgetError, RunError, run_pipeline
-    from tfkd.report import format_table, summary_rows
+    with _quiet(verbose):
+        cfg = _load(pipeline, overrides)
+        from tfkd.pipeline.runner import BudgetError, RunError, run_pipeline
+        from tfkd.report import format_table, summary_rows
 
-    out_dir = out_dir or os.path.join("runs", cfg.name)
-    try:
-        metrics = run_pipeline(cfg, out_dir, resume=resume, echo=click.echo, stop_after=stop_after)
-    except RunError as e:
-        raise click.UsageError(str(e)) from None
-    except BudgetError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo(f"Interrupted: finished stages are kept in {out_dir}; continue with --resume",
-                   err=True)
-        sys.exit(130)
-    except Exception as e:  # a stage failed: one line, earlier stages stay on disk
-        if verbose:
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        click.echo(f"Error: {type(e).__name__}: {msg} (run again with --verbose for the "
-                   f"traceback; --resume continues from the last finished stage)", err=True)
-        sys.exit(1)
-    click.echo("")
+        out_dir = out_dir or os.path.join("runs", cfg.name)
+        try:
+            metrics = run_pipeline(cfg, out_dir, resume=resume, stop_after=stop_after,
+                                   echo=click.echo if verbose else (lambda *a, **k: None),
+                                   tty=None if verbose else False)
+        except RunError as e:
+            raise click.UsageError(str(e)) from None
+        except BudgetError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo(f"Interrupted: finished stages are kept in {out_dir}; continue with "
+                       f"--resume", err=True)
+            sys.exit(130)
+        except Exception as e:  # a stage failed: one line, earlier stages stay on disk
+            if verbose:
+                raise
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            click.echo(f"Error: {type(e).__name__}: {msg} (run again with --verbose for the "
+                       f"traceback; --resume continues from the last finished stage)", err=True)
+            sys.exit(1)
     click.echo(format_table(summary_rows(metrics)))
-    click.echo(f"\nrun folder: {out_dir} (report.md, metrics.json, export/)")
+    click.echo(f"\nrun folder: {out_dir} (report.md, metrics.json)")
+    line = _firmware_line(out_dir, metrics)
+    if line:
+        click.echo(line)
 
 
 @cli.command("eval")
@@ -89,25 +196,30 @@ def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
 @click.option("--data", "data_path", required=True, type=click.Path(file_okay=False),
               help="A Speech-Commands-layout or <label>/*.wav folder.")
 @click.option("--split", type=click.Choice(["train", "validation", "test", "all"]), default="test")
-@click.option("--verbose", is_flag=True, help="Show tracebacks.")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's log and tracebacks.")
+@_interruptible
 def evaluate(run_dir, data_path, split, verbose):
     """Score a run's int8 model (LiteRT, TFLM) and float student on a folder; prints JSON."""
-    _quiet_tf()
-    from tfkd.data.speech import DataError
-    from tfkd.data.wav import AudioError
-    from tfkd.export.micro import TFLMUnavailableError
-    from tfkd.pipeline.evaluate import EvalError, evaluate_run
+    with _quiet(verbose):
+        from tfkd.data.speech import DataError
+        from tfkd.data.wav import AudioError
+        from tfkd.export.micro import TFLMUnavailableError
+        from tfkd.pipeline.evaluate import EvalError, evaluate_run
 
-    try:
-        result = evaluate_run(run_dir, data_path, split)
-    except (EvalError, DataError, AudioError) as e:
-        if verbose:
-            raise
-        raise click.UsageError(str(e)) from None
-    except TFLMUnavailableError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
+        try:
+            result = evaluate_run(run_dir, data_path, split)
+        except (EvalError, DataError, AudioError) as e:
+            if verbose:
+                raise
+            raise click.UsageError(str(e)) from None
+        except TFLMUnavailableError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
     click.echo(json.dumps(result, sort_keys=True))
+
+
+from tfkd.search.command import search as _search  # noqa: E402 - imports click only; TF loads on use
+cli.add_command(_search)
 
 
 def main():
