@@ -157,6 +157,7 @@ def _kws_pair():
     return teacher, student, x, y
 
 
+@pytest.mark.slow
 def test_feature_distillation_with_different_channels_and_sizes():
     teacher, student, x, y = _kws_pair()
     before = [w.copy() for w in teacher.get_weights()]

@@ -74,7 +74,7 @@ def test_compile_loss_sets_the_hard_label_loss(tiny_pair):
     ({"temperature": 5.0, "distillation_losses": [LogitsDistillation(temperature=3.0)]},
      r"temperature: 5.0 differs from LogitsDistillation\(temperature=3.0\)"),
     ({"distillation_losses": [LogitsDistillation()], "student_loss_weight": 1.5},
-     r"student_loss_weight: must be a number in \[0.0, 1.0\], got 1.5"),
+     r"student_loss_weight: must be a number in \[0, 1\], got 1.5"),
 ])
 def test_vocabulary_conflicts_are_refused(tiny_pair, kwargs, match):
     teacher, student, _, _ = tiny_pair

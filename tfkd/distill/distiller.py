@@ -52,7 +52,7 @@ def _number(value, key, low, high=None):
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) \
         and math.isfinite(value) and value >= low and (high is None or value <= high)
     if not ok:
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        bound = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
         raise ValueError(f"{key}: must be a number {bound}, got {value!r}")
     return float(value)
 
@@ -194,14 +194,15 @@ class Distiller(keras.Model):
         self.distillation_loss_fn = get_loss("kl" if loss is None else loss)
         preset = getattr(self.distillation_loss_fn, "distiller_settings", None) or {}
         for key, given in (("temperature", temperature), ("alpha", alpha)):
-            if given is not None and key in preset and float(given) != preset[key]:
+            # A 3-digit spelling (alpha: 0.333 in YAML) names the preset's value.
+            if given is not None and key in preset and abs(float(given) - preset[key]) > 1e-3:
                 raise ValueError(
                     f"{key}: the {self.distillation_loss_fn.name} '{self.distillation_loss_fn.preset}' "
                     f"preset sets {key}={preset[key]:.4g}; got {given!r}: leave {key} unset "
                     f"or give {preset[key]:.4g}")
-        temperature = preset.get("temperature", _DEFAULT_TEMPERATURE) \
-            if temperature is None else temperature
-        alpha = preset.get("alpha", _DEFAULT_ALPHA) if alpha is None else alpha
+        temperature = preset.get("temperature", _DEFAULT_TEMPERATURE if temperature is None
+                                 else temperature)
+        alpha = preset.get("alpha", _DEFAULT_ALPHA if alpha is None else alpha)
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
                 or not math.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature: must be a number > 0, got {temperature!r}")
