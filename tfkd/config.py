@@ -21,6 +21,7 @@ from tfkd.data.frontend import FeatureParams
 from tfkd.data.online import MixupParams
 from tfkd.data.speech import label_folders
 from tfkd.distill.features import FeaturePair
+from tfkd.distribute import STRATEGIES
 from tfkd.schema import ConfigError, build, require, safe_load, to_dict
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "DistillConfig",
@@ -306,6 +307,22 @@ class BudgetConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DistributeConfig:
+    """How training spreads over devices and machines (see ``tfkd.distribute``)."""
+
+    strategy: str = "auto"
+    """``auto``, ``none``, ``mirrored``, ``multi_worker`` or ``tpu``. ``auto`` picks
+    multi_worker when ``TF_CONFIG`` is set, tpu when one is attached, mirrored with more
+    than one GPU, and none otherwise. Every ``batch_size`` is the global batch."""
+    tpu: typing.Optional[str] = None
+    """The TPU's name or ``grpc://`` address for ``tpu`` (null: found from the environment)."""
+
+    def __post_init__(self):
+        require(self.strategy in STRATEGIES, "strategy", f"must be one of {', '.join(STRATEGIES)}",
+                self.strategy)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PipelineConfig:
     """A whole run."""
 
@@ -324,6 +341,8 @@ class PipelineConfig:
     quantize: QuantizeConfig = dataclasses.field(default_factory=QuantizeConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     budgets: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
+    distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
+    """Training strategy: an execution setting, so not part of any stage's resume key."""
 
     def __post_init__(self):
         # Consistent modes re-read the clip files every epoch; TFDS clips are no files.

@@ -38,6 +38,7 @@ RESOLVED, METRICS, TIMINGS, REPORT, PLOTS, LOGS = (
     "resolved.yaml", "metrics.json", "timings.json", "report.md", "plots", "logs")
 RECORD = "done.json"
 FEATURES, FEATURE_PARAMS, LABELS = "features.npz", "features.json", "labels.json"
+BACKUP = ".backup"
 #: The data stage's feature store (a folder; see :mod:`tfkd.data.store`).
 STORE = "store"
 HISTORY = "history.json"
@@ -225,6 +226,10 @@ class RunFolder:
     def partial(self, name):
         """Where a running stage writes before it is renamed to :meth:`stage`."""
         return os.path.join(self.root, f".{name}.partial")
+
+    def backup(self, name):
+        """Per-epoch training checkpoints of a running stage (removed once it finished)."""
+        return os.path.join(self.root, BACKUP, name)
 
     def log_dir(self, name):
         """TensorBoard folder of one training run."""

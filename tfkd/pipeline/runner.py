@@ -6,6 +6,7 @@ stage ran with and of the stages it read. ``--resume`` skips every stage whose r
 matches; without it a folder that holds a run is refused.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tfkd import distribute
 from tfkd._keras import keras
 from tfkd.config import to_dict
 from tfkd.pipeline import stages as stage_lib
@@ -24,6 +26,10 @@ from tfkd.pipeline.artifacts import RunFolder, save
 from tfkd.verify import BudgetError, budget_gates
 
 __all__ = ["RunError", "BudgetError", "run_pipeline", "stage_key", "check_budgets"]
+
+
+#: Stages that train: they run inside the ``distribute`` strategy's scope.
+_TRAINING = ("teacher", "distill", "prune")
 
 
 class RunError(RuntimeError):
@@ -81,6 +87,8 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
       Exception: a stage's own error; earlier stages' folders stay intact.
     """
     tty = sys.stdout.isatty() if tty is None else tty
+    # First: a multi-worker strategy must exist before TensorFlow runs any op.
+    strategy = distribute.resolve(cfg.distribute.strategy, tpu=cfg.distribute.tpu)
     run = RunFolder(out_dir)
     if os.path.exists(out_dir) and os.listdir(out_dir) and not resume:
         what = "holds a run" if run.is_run() else "is not empty"
@@ -97,6 +105,8 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
     raw = to_dict(cfg)
     run.write_resolved(raw)
     metrics = run.read_metrics() if resume else {}
+    metrics["distribute"] = {"strategy": distribute.name_of(strategy),
+                             "replicas": distribute.replicas(strategy)}
     timings, keys = {}, {}
     for stage in stage_lib.STAGES:
         if not stage.enabled(cfg):
@@ -114,12 +124,15 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
         os.makedirs(partial)
         seed = _stage_seed(cfg.seed, name)
         _seed_everything(seed)
-        ctx = stage_lib.Context(seed=seed, tty=tty, echo=echo, logs=run.log_dir(""), folder=partial)
-        inputs = {arg: (run.load(reads[arg]) if arg in reads else None) for arg in stage.inputs}
+        ctx = stage_lib.Context(seed=seed, tty=tty, echo=echo, logs=run.log_dir(""), folder=partial,
+                                backups=run.backup(name))
         # The stage sees only the sections it declares, so its key cannot miss one it reads.
         view = types.SimpleNamespace(**{s: getattr(cfg, s) for s in stage.config})
         start = time.perf_counter()
-        product, stage_metrics = stage.run(view, ctx, **inputs)
+        # Training stages build, load and fit their models inside the strategy's scope.
+        with strategy.scope() if name in _TRAINING else contextlib.nullcontext():
+            inputs = {arg: (run.load(reads[arg]) if arg in reads else None) for arg in stage.inputs}
+            product, stage_metrics = stage.run(view, ctx, **inputs)
         save(name, partial, product)
         timings[name] = time.perf_counter() - start
         metrics[name] = _clean(stage_metrics)
@@ -127,6 +140,9 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
         final = run.stage(name)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
+        shutil.rmtree(run.backup(name), ignore_errors=True)  # finished: nothing to resume
+        with contextlib.suppress(OSError):  # the backup root, once no stage needs it
+            os.rmdir(os.path.dirname(run.backup(name)))
         run.write_metrics(metrics)
         echo(f"[{name}] done in {timings[name]:.1f} s")
         if stop_after == name:

@@ -8,6 +8,7 @@ the products, and :mod:`tfkd.pipeline.runner` orders the stages (:data:`STAGES`)
 
 import dataclasses
 import os
+import re
 import tempfile
 import typing
 
@@ -52,10 +53,16 @@ class Context:
     """The stage's own (partial) folder, for a product written while it is made (a
     streaming feature store); stages that return objects leave it alone."""
 
+    backups: typing.Optional[str] = None
+    """Root of the per-epoch checkpoints of this stage's training runs (kept by the runner
+    until the stage finishes, so ``--resume`` continues an interrupted run), or None."""
+
     def progress(self, label, log=None):
         """A :class:`tfkd.pipeline.training.Progress` for one training run."""
         log_dir = os.path.join(self.logs, log) if self.logs and log else None
-        return Progress(label=label, echo=self.echo, tty=self.tty, log_dir=log_dir)
+        backup = os.path.join(self.backups, re.sub(r"[^\w.-]+", "_", label)) if self.backups else None
+        return Progress(label=label, echo=self.echo, tty=self.tty, log_dir=log_dir,
+                        backup_dir=backup)
 
 
 def _test_accuracy(model, data):

@@ -1,10 +1,12 @@
 """One training entry for every stage: :func:`fit`, plain or distilled, on ``tf.data``."""
 
 import dataclasses
+import os
 import typing
 
 import numpy as np
 
+from tfkd import distribute
 from tfkd._keras import keras
 from tfkd.distill.distiller import Distiller
 from tfkd.distill.transfer import MaskedSparseCategoricalCrossentropy
@@ -20,19 +22,33 @@ class BestWeights(keras.callbacks.Callback):
       monitor: the logged metric.
     """
 
-    def __init__(self, model_to_save, monitor="val_accuracy"):
+    def __init__(self, model_to_save, monitor="val_accuracy", backup=None):
         super().__init__()
         self.target = model_to_save
         self.monitor = monitor
+        self.backup = backup
         self.best = -np.inf
         self.best_weights = None
         self.best_epoch = -1
+
+    def on_train_begin(self, logs=None):
+        # After an interruption, BackupAndRestore brings back the last epoch; the best
+        # epoch so far comes back from this file.
+        if self.backup and os.path.isfile(self.backup):
+            with np.load(self.backup) as z:
+                self.best, self.best_epoch = float(z["best"]), int(z["epoch"])
+                self.best_weights = [z[f"w{i}"] for i in range(len(z.files) - 2)]
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best, self.best_epoch = value, epoch
             self.best_weights = self.target.get_weights()
+            if self.backup and distribute.is_chief():
+                tmp = self.backup + ".tmp.npz"
+                np.savez(tmp, best=self.best, epoch=epoch,
+                         **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+                os.replace(tmp, self.backup)
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -105,6 +121,9 @@ class Progress:
     """Keras progress bars instead of one line per epoch."""
     log_dir: typing.Optional[str] = None
     """TensorBoard folder, or None."""
+    backup_dir: typing.Optional[str] = None
+    """Per-epoch checkpoint folder (Keras ``BackupAndRestore``): an interrupted fit
+    continues from its last finished epoch. None: no checkpoints."""
 
 
 def fit(model, data, settings, teacher=None, callbacks=(), *, seed=0, progress=Progress()):
@@ -147,13 +166,19 @@ def fit(model, data, settings, teacher=None, callbacks=(), *, seed=0, progress=P
         trainer.compile(optimizer=optimizer, metrics=acc)
         if settings.cache and not settings.features:  # feature maps need the live teacher
             logits, val_logits = data.logits(teacher), data.logits(teacher, "validation")
-    cbs = list(callbacks) + ([BestWeights(model)] if settings.keep_best else [])
+    backup = progress.backup_dir
+    # BackupAndRestore first: it restores the last finished epoch before the others start.
+    cbs = [keras.callbacks.BackupAndRestore(backup)] if backup else []
+    cbs += list(callbacks) + ([BestWeights(model, backup=backup and os.path.join(backup, "best.npz"))]
+                              if settings.keep_best else [])
     cbs += [] if progress.tty else [EpochLine(progress.label, progress.echo)]
     if progress.log_dir:
         cbs.append(keras.callbacks.TensorBoard(progress.log_dir, write_graph=False, profile_batch=0))
     hist = trainer.fit(data.train_dataset(settings.batch_size, seed, logits), epochs=settings.epochs,
                        validation_data=data.dataset("validation", 256, val_logits), callbacks=cbs,
                        verbose=1 if progress.tty else 0)
+    if backup and os.path.isfile(os.path.join(backup, "best.npz")):  # finished: nothing to resume
+        os.remove(os.path.join(backup, "best.npz"))
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
 
