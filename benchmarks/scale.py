@@ -68,7 +68,8 @@ def run_one(folder, out, pipeline, stop_after, overrides):
     """Runs ``tfkd run`` in a child process; returns (rc, peak RSS in bytes, stage seconds, log)."""
     if os.path.isdir(out):
         shutil.rmtree(out)
-    cmd = [sys.executable, "-m", "tfkd.cli", "run", pipeline, "--out", out, "--set", f"data.path={folder}"]
+    cmd = [sys.executable, "-m", "tfkd.cli", "run", pipeline, "--out", out, "--verbose",
+           "--set", f"data.path={folder}"]
     for o in (ONE_EPOCH if stop_after != "data" else ()) + tuple(overrides):
         cmd += ["--set", o]
     if stop_after:
