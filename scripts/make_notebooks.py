@@ -56,10 +56,11 @@ def nb1():
             "from tfkd.config import DataConfig\n"
             "from tfkd.data import augment, frontend, speech\n"
             "from tfkd.pipeline.stages import build_data  # the pipeline's own data step\n\n"
-            "path = DATA_PATH or os.path.join(REPO_DIR, 'tfkd', 'assets', 'speech_commands_mini')\n"
+            "path = DATA_PATH or os.path.join(REPO_DIR, 'tfkd', 'assets', 'speech_commands_yes_no')\n"
+            "LABELS = ['yes', 'no', '_silence_', '_unknown_']  # micro_speech's task\n"
             "fp = frontend.FeatureParams()  # TFLite Micro's microfrontend, 49x40\n"
             "# Training clips get K augmented views (shift + background noise), fixed by the seed.\n"
-            "data, _ = build_data(DataConfig(path=path, labels=speech.KWS12, augment=augment.AugmentParams(views=VIEWS)), fp, seed=0)\n"
+            "data, _ = build_data(DataConfig(path=path, labels=LABELS, augment=augment.AugmentParams(views=VIEWS)), fp, seed=0)\n"
             "x_views, y_clips = data.train_arrays()  # [N, K, 49, 40, 1]: plain model.fit sees every view\n"
             "x_train, y_train = x_views.reshape((-1,) + x_views.shape[2:]), np.repeat(y_clips, x_views.shape[1])\n"
             "(x_val, y_val), (x_test, y_test) = data.arrays('validation'), data.arrays('test')\n"
@@ -124,14 +125,20 @@ def nb1():
             "    print(f'{k:20s} {v:.3f}')\n"
             "plt.barh(list(rows)[::-1], list(rows.values())[::-1]); plt.xlim(0, 1); plt.xlabel('test accuracy'); plt.show()"),
         nbf.v4.new_markdown_cell("## Export `.tflite` and a C array\n\n`student.cc` holds the 16-byte aligned array; "
-                                 "`student.h` declares it with the input quantization and arena size; `student_ops.h` is the op resolver."),
+                                 "`student.h` declares it with the input quantization, the arena size and `FeatureToInt8`, "
+                                 "the saturating conversion of a microfrontend value to the int8 input; `student_ops.h` is "
+                                 "the op resolver; `main.cc` and `Makefile` build a host check against a tflite-micro checkout. "
+                                 "Everything goes under `runs/` (ignored by git)."),
         nbf.v4.new_code_cell(
             "from tfkd import verify\n"
             "from tfkd.export import carray\n"
             "(in_scale, in_zp), _ = verify.io_quantization(flat)\n"
             "arena = verify.measure_arena(flat)\n"
-            "paths = carray.write_firmware_files(flat, 'export_nb1', 'student', list(labels),\n"
-            "    {'InputScale': in_scale, 'InputZeroPoint': in_zp, 'TensorArenaSize': int(arena * 1.25)}, verify.model_ops(flat))\n"
+            "constants = {'InputScale': in_scale, 'InputZeroPoint': in_zp, 'FeatureKind': fp.kind,\n"
+            "             'FeatureScale': float(fp.feature_scale), 'FeatureFrames': fp.num_frames,\n"
+            "             'FeatureChannels': fp.num_channels, 'TensorArenaSize': int(arena * 1.25)}\n"
+            "paths = carray.write_firmware_files(flat, os.path.join('runs', 'notebook_01', 'export'), 'student',\n"
+            "                                    list(labels), constants, verify.model_ops(flat))\n"
             "print(paths, len(flat), 'bytes of flash,', arena, 'bytes of arena (host)')\n"
             "print(open(paths['ops']).read())"),
     ]
@@ -147,7 +154,7 @@ def nb2():
             "per-stage metrics, one clip and its microfrontend features, and where the generated files go in firmware."),
         nbf.v4.new_code_cell(SETUP.format(repo=REPO, extra=(
             'DATA_PATH = None   # a Speech Commands folder; None uses the bundled clips\n'
-            'EPOCH_SCALE = 0.5 if QUICK else 2.0'))),
+            'EPOCH_SCALE = 0.25 if QUICK else 1.0'))),
         nbf.v4.new_code_cell(INSTALL),
         nbf.v4.new_markdown_cell("## Load the quick-start config and tweak it\n\nThe config is a tree of frozen "
                                  "dataclasses; `dataclasses.replace` makes a changed copy, and every value is checked."),
@@ -184,27 +191,15 @@ def nb2():
             "ax[0].plot(clip); ax[0].set_title(os.path.basename(clip_path))\n"
             "ax[1].imshow(feats.T, origin='lower', aspect='auto'); ax[1].set_title('microfrontend features')\nplt.show()"),
         nbf.v4.new_markdown_cell(
-            "## Into a firmware build\n\nCopy `export/<name>.cc`, `<name>.h` and `<name>_ops.h` into the firmware "
-            "project next to TFLite Micro. A minimal `main.cc` sketch (the feature provider is micro_speech's "
-            "classic microfrontend with the header's settings):"),
+            "## Into a firmware build\n\nThe export folder is ready to drop into a project: `<name>.cc`, `<name>.h` "
+            "and `<name>_ops.h`, plus a host `main.cc` that runs the golden vectors in TensorFlow Lite Micro and a "
+            "`Makefile` that builds it against a tflite-micro checkout (`make TFLM=/path/to/tflite-micro`; it adds "
+            "the microfrontend sources, which `libtensorflow-microlite.a` does not contain). On a device, feed each "
+            "frontend value through `<name>::FeatureToInt8`, which saturates instead of wrapping around."),
         nbf.v4.new_code_cell(
-            "name = metrics['export']['name']\n"
-            "main_cc = f'''#include \"tensorflow/lite/micro/micro_interpreter.h\"\n"
-            "#include \"{name}.h\"\n#include \"{name}_ops.h\"\n\n"
-            "alignas(16) static uint8_t tensor_arena[{name}::kTensorArenaSize];\n\n"
-            "int main() {{\n"
-            "  const tflite::Model* model = tflite::GetModel({name}::kModelData);\n"
-            "  {name}::OpResolver resolver;\n"
-            "  if ({name}::RegisterOps(resolver) != kTfLiteOk) return 1;\n"
-            "  tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, sizeof(tensor_arena));\n"
-            "  if (interpreter.AllocateTensors() != kTfLiteOk) return 2;\n"
-            "  int8_t* input = interpreter.input(0)->data.int8;\n"
-            "  // For each frontend value v (uint16): input[i] = round(v * kFeatureScale / kInputScale) + kInputZeroPoint\n"
-            "  interpreter.Invoke();\n"
-            "  const int8_t* scores = interpreter.output(0)->data.int8;\n"
-            "  // best = argmax(scores); label = {name}::kCategoryLabels[best]\n"
-            "  return 0;\n}}\n'''\n"
-            "print(main_cc)\nprint(sorted(os.listdir(os.path.join(out, 'export'))))"),
+            "export = os.path.join(out, 'export')\n"
+            "print(sorted(os.listdir(export)))\n"
+            "print(open(os.path.join(export, 'main.cc')).read())"),
     ]
 
 
