@@ -175,3 +175,36 @@ def test_pipeline_consistent_mode_with_mixup_transfer_and_a_teacher_ensemble(tmp
     assert m["teacher"]["params"] == sum(t["params"] for t in members)
     assert m["distill"]["mode"] == "consistent"
     assert m["distill"]["transfer_clips"] == 3
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["distill.mixup.prob=0.5"], "distill.mixup: needs distill.mode: consistent"),
+    (["distill.other_words=true"], "distill.other_words: needs distill.mode: consistent"),
+    (["distill.mode=sometimes"], "distill.mode: must be cached or consistent, got 'sometimes'"),
+    (["data.path=MINI", "distill.mode=consistent", "distill.mixup.prob=0.5", "distill.loss=dkd"],
+     "distill.mixup: cannot be used with loss dkd"),
+    (["distill.mode=consistent"], "distill.mode: consistent reads the clip files every epoch: it "
+                                  "needs data.path"),
+    (["teacher.mode=consistent"], "teacher.mode: consistent reads the clip files"),
+    (["teacher.ensemble=0"], "teacher.ensemble: must be >= 1, got 0"),
+])
+def test_config_refuses_what_consistent_mode_cannot_do(overrides, message):
+    from tfkd.config import ConfigError, load
+
+    pipeline = os.path.join(os.path.dirname(__file__), "..", "pipelines", "kws_micro.yaml")
+    overrides = [o.replace("MINI", os.path.abspath(MINI)) for o in overrides]
+    with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.")):
+        load(pipeline, overrides)
+
+
+def test_config_accepts_the_consistent_recipe():
+    from tfkd.config import load
+
+    pipeline = os.path.join(os.path.dirname(__file__), "..", "pipelines", "kws_micro.yaml")
+    cfg = load(pipeline, [f"data.path={os.path.abspath(MINI)}", "distill.mode=consistent",
+                          "distill.mixup={prob: 0.5, alpha: 0.3}", "teacher.ensemble=3",
+                          "teacher.mode=consistent"])
+    assert (cfg.distill.mode, cfg.distill.mixup, cfg.teacher.ensemble, cfg.teacher.mode) == (
+        "consistent", online.MixupParams(prob=0.5, alpha=0.3), 3, "consistent")
+    default = load(pipeline, [])
+    assert (default.distill.mode, default.distill.mixup.prob, default.teacher.ensemble) == ("cached", 0.0, 1)
