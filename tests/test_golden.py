@@ -1,43 +1,55 @@
-"""Golden-vector selection: distinct labels first, correctly classified clips preferred."""
+"""Golden regression: a checked-in int8 model on bundled clips (see scripts/make_golden.py)."""
+
+import hashlib
+import json
+import os
 
 import numpy as np
 import pytest
 
-from tfkd.export import golden
+from tfkd import keras, verify
+from tfkd.compress import quantize as q
+from tfkd.data import frontend, wav
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+GOLDEN = os.path.join(os.path.dirname(__file__), "data", "golden")
+MINI = os.path.join(ROOT, "tfkd", "assets", "speech_commands_mini")
+with open(os.path.join(GOLDEN, "golden.json")) as f:
+    RECORD = json.load(f)
+with open(os.path.join(GOLDEN, "kws_tiny.tflite"), "rb") as f:
+    FLAT = f.read()
+FEATURES = np.load(os.path.join(GOLDEN, "features.npy"))
 
 
-def test_one_clip_per_label_before_any_second():
-    y = np.array([0, 0, 0, 1, 1, 2, 2, 2])
-    pred = y.copy()
-    rows = golden.select(y, pred, 3)
-    assert sorted(y[rows]) == [0, 1, 2]
-    assert rows == [0, 3, 5]
+def test_the_model_file_is_the_recorded_one():
+    assert len(FLAT) == RECORD["tflite_bytes"]
+    assert hashlib.sha256(FLAT).hexdigest() == RECORD["tflite_sha256"]
+    assert verify.check_int8(FLAT) == ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"]
 
 
-def test_prefers_correctly_classified_clips():
-    y = np.array([0, 0, 1, 1])
-    pred = np.array([1, 0, 0, 1])  # rows 0 and 2 are wrong
-    assert golden.select(y, pred, 2) == [1, 3]
+def test_bundled_clips_give_the_recorded_features():
+    fp = frontend.FeatureParams.from_dict(RECORD["features"])
+    clips = np.stack([wav.load_clip(os.path.join(MINI, p), fp.sample_rate, fp.clip_samples)
+                      for p in RECORD["clips"]])
+    np.testing.assert_array_equal(frontend.compute(clips, fp), FEATURES)
 
 
-def test_falls_back_to_wrong_clips_and_cycles_labels():
-    y = np.array([0, 0, 1])
-    pred = np.array([1, 1, 1])
-    assert golden.select(y, pred, 5) == [0, 2, 1]
+def test_litert_says_the_recorded_labels_and_outputs():
+    (s, z), _ = verify.io_quantization(FLAT)
+    out = verify.LiteRTRunner(FLAT).run_int8(verify.quantize_input(FEATURES, s, z))
+    assert [RECORD["labels"][i] for i in out.argmax(-1)] == RECORD["expected"]
+    assert np.abs(out.astype(int) - np.array(RECORD["int8_outputs"])).max() <= 1
 
 
-def test_grouped_test_split_no_longer_gives_one_class():
-    # The flagship test split is grouped by label: its first 4 clips were all label 10.
-    y = np.repeat(np.arange(12)[::-1], 20)
-    rows = golden.select(y, y, 4)
-    assert len(set(y[rows])) == 4
+@pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
+def test_tflite_micro_says_the_recorded_labels_and_outputs():
+    (s, z), _ = verify.io_quantization(FLAT)
+    out = verify.TFLMRunner(FLAT).run_int8(verify.quantize_input(FEATURES, s, z))
+    assert out.astype(int).tolist() == RECORD["int8_outputs"]  # recorded from TFLM itself
+    assert [RECORD["labels"][i] for i in out.argmax(-1)] == RECORD["expected"] == ["yes", "no", "up", "down"]
 
 
-@pytest.mark.parametrize("n", [0, 1])
-def test_small_n(n):
-    assert len(golden.select([2, 1], [2, 1], n)) == n
-
-
-def test_mismatched_lengths_fail():
-    with pytest.raises(ValueError, match="3 labels but 2 predictions"):
-        golden.select([0, 1, 2], [0, 1], 2)
+@pytest.mark.slow
+def test_the_keras_model_converts_to_the_same_bytes():
+    model = keras.models.load_model(os.path.join(GOLDEN, "kws_tiny.keras"), compile=False)
+    assert q.convert_int8(model, FEATURES) == FLAT

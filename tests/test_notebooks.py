@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import time
 
 import pytest
@@ -13,10 +14,14 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
-def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2
+def test_the_notebooks_are_the_ones_the_script_writes():
+    """Every notebook comes from scripts/make_notebooks.py, and the script writes no other."""
+    script = open(os.path.join(ROOT, "scripts", "make_notebooks.py")).read()
+    written = sorted(re.findall(r'write\("([0-9A-Za-z_]+\.ipynb)"', script))
+    assert [os.path.basename(p) for p in NOTEBOOKS] == written and written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
