@@ -31,12 +31,12 @@ def _build(key, model, params, shape, n):
 
 
 def _load_teacher(path):
-    from tfkd._keras import keras
+    from tfkd._keras import ModelFileError, load_user_model
 
     try:
-        return keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"teacher.path: cannot load {path}: {e}") from None
+        return load_user_model(path, "teacher.path")
+    except ModelFileError as e:
+        raise ConfigError(str(e)) from None
 
 
 def dry_build(cfg):

@@ -14,7 +14,7 @@ import typing
 
 import numpy as np
 
-from tfkd._keras import keras
+from tfkd._keras import ModelFileError, load_user_model
 from tfkd import verify
 from tfkd.compress import prune as prune_lib
 from tfkd.compress import quantize as q
@@ -115,10 +115,10 @@ def data(cfg, ctx):
 # -- teacher ------------------------------------------------------------------------------
 
 def _load_teacher_file(path, num_labels):
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as e:
-        raise StageError(f"teacher.path: cannot load {path}: {e}") from None
+    try:  # only .keras, checked, in Keras safe mode: a teacher file may come from anyone
+        model = load_user_model(path, "teacher.path")
+    except ModelFileError as e:
+        raise StageError(str(e)) from None
     if model.output_shape[-1] != num_labels:
         raise StageError(f"teacher.path: {path} has {model.output_shape[-1]} outputs, "
                          f"the data has {num_labels} labels")
