@@ -13,7 +13,8 @@ import zipfile
 
 import tf_keras as keras
 
-__all__ = ["keras", "require_tf_keras_model", "load_user_model", "ModelFileError"]
+__all__ = ["keras", "require_tf_keras_model", "load_user_model", "check_user_model_file",
+           "ModelFileError"]
 
 
 def require_tf_keras_model(model, name):
@@ -125,27 +126,16 @@ def _first_line(e):
     return text[0] if text else type(e).__name__
 
 
-def load_user_model(path, key):
-    """Loads a model file that may come from anyone: only ``.keras``, in Keras safe mode.
+def check_user_model_file(path, key):
+    """The checks of :func:`load_user_model` that need no Keras: kind, format, contents.
 
-    Legacy HDF5 (``.h5``) and SavedModel files are refused: both can run Python code
-    while loading (a Lambda layer's marshalled bytecode, a SavedModel's traced functions).
-    A ``.keras`` file is checked before Keras reads it: its unpacked size, no Lambda
-    layer, no class or function from outside Keras, no TensorFlow op that reaches files
-    or Python; Keras then loads it with ``safe_mode=True``, and the parameter count is
-    bounded by ``tfkd.limits.MAX_MODEL_PARAMS``.
-
-    Args:
-      path: the model file.
-      key: the config key or option it came from, used in errors (``teacher.path``).
-
-    Returns:
-      The ``tf_keras`` model, not compiled.
+    Cheap enough for ``tfkd validate``: reads the file's first bytes and the archive's
+    ``config.json``, never the weights.
 
     Raises:
       ModelFileError: a refused, damaged or unreadable file; the message is one line.
     """
-    from tfkd import limits, safefile
+    from tfkd import safefile
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -166,6 +156,32 @@ def load_user_model(path, key):
         raise ModelFileError(f"{key}: {path} is not a .keras file (the zip archive that "
                              "model.save('name.keras') writes)")
     _check_archive(path, key)
+
+
+def load_user_model(path, key):
+    """Loads a model file that may come from anyone: only ``.keras``, in Keras safe mode.
+
+    Legacy HDF5 (``.h5``) and SavedModel files are refused: both can run Python code
+    while loading (a Lambda layer's marshalled bytecode, a SavedModel's traced functions).
+    A ``.keras`` file is checked before Keras reads it: its unpacked size, no Lambda
+    layer, no class or function from outside Keras, no TensorFlow op that reaches files
+    or Python; Keras then loads it with ``safe_mode=True``, and the parameter count is
+    bounded by ``tfkd.limits.MAX_MODEL_PARAMS``.
+
+    Args:
+      path: the model file.
+      key: the config key or option it came from, used in errors (``teacher.path``).
+
+    Returns:
+      The ``tf_keras`` model, not compiled.
+
+    Raises:
+      ModelFileError: a refused, damaged or unreadable file; the message is one line.
+    """
+    from tfkd import limits
+
+    path = os.fspath(path)
+    check_user_model_file(path, key)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any failure of a hostile file is one line

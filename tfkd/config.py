@@ -22,7 +22,11 @@ from tfkd.data.online import MixupParams
 from tfkd.data.speech import label_folders
 from tfkd.distill.features import FeaturePair
 from tfkd.distribute import STRATEGIES
-from tfkd.schema import ConfigError, build, require, safe_load, to_dict
+from tfkd import limits, yamlio
+from tfkd.schema import ConfigError, build, require, to_dict
+# Bounded loading for config files and --set values: size, UTF-8, nesting, alias
+# expansion, duplicate keys (see SECURITY.md).
+from tfkd.yamlio import loads as safe_load
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "DistillConfig",
            "PruneConfig", "QuantizeConfig", "ExportConfig", "BudgetConfig", "PipelineConfig",
@@ -79,6 +83,17 @@ class DataConfig:
             require(0 <= getattr(self, k) < 100, k, "must be in [0, 100)", getattr(self, k))
         for k in ("unknown_share", "silence_share"):
             require(getattr(self, k) >= 0, k, "must be >= 0", getattr(self, k))
+        if self.path is not None:
+            # What the data stage will index, without reading audio: labels that are not in
+            # the data, empty label folders, duplicate labels, an empty split.
+            from tfkd.data.speech import SPLITS, scan
+
+            index = scan(self.path, self.labels, validation_pct=self.validation_pct,
+                         testing_pct=self.testing_pct, unknown_share=self.unknown_share,
+                         silence_share=self.silence_share)
+            for split in SPLITS:
+                require(bool(index.split(split)), "path", f"the {split} split would be empty",
+                        self.path)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -123,6 +138,9 @@ class TeacherConfig:
             _model_name(self.model)
         else:
             require(os.path.isfile(self.path), "path", "file does not exist", self.path)
+            from tfkd._keras import check_user_model_file  # .keras only; no code in the file
+
+            check_user_model_file(self.path, "path")
         _positive(self, "epochs", "batch_size", "ensemble")
         _rate(self, "learning_rate")
         require(self.mode in ("cached", "consistent"), "mode", "must be cached or consistent",
@@ -345,6 +363,15 @@ class PipelineConfig:
     """Training strategy: an execution setting, so not part of any stage's resume key."""
 
     def __post_init__(self):
+        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
+            raise ConfigError(f"name: must be a plain name (no / or \\, not . or ..), "
+                              f"got {self.name!r}")
+        try:  # the documented upper bounds (tfkd/limits.py, SECURITY.md)
+            limits.check_finite(self)
+            limits.check_features(self.features)
+            limits.check_training(self)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         # Consistent modes re-read the clip files every epoch; TFDS clips are no files.
         for key, section in (("distill.mode", self.distill), ("teacher.mode", self.teacher)):
             if section is not None and section.mode == "consistent" and self.data.path is None:
@@ -423,19 +450,12 @@ def load(path, overrides=()):
       ConfigError: a missing file, bad YAML, unknown key, wrong type or bad value.
     """
     try:
-        with open(path) as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        raw = safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: not valid YAML ({problem})") from None
-    if raw is None:
-        raw = {}
+        raw = yamlio.load_file(path)
+    except yamlio.YamlError as e:
+        raise ConfigError(str(e)) from None
+    if raw is None:  # an empty file would silently mean "download Speech Commands from TFDS"
+        raise ConfigError(f"{path}: the config is empty; give at least data.path (a folder), "
+                          "or data.path: null to download Speech Commands from TFDS (2.4 GB)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of sections, got {type(raw).__name__}")
     raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])

@@ -167,8 +167,9 @@ def loads(text, source="<string>"):
         tag = re.search(r"constructor for the tag '([^']*)'", problem)
         if tag:
             name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
-            raise YamlError(source, f"tag {name} is not allowed (tfkd's YAML never runs code)",
-                            mark.line + 1 if mark else None) from None
+            raise YamlError(source, f"not valid YAML (tag {name} is not allowed: tfkd's YAML "
+                                    "never runs code)", mark.line + 1 if mark else None,
+                            f"tag {name} is not allowed") from None
         raise YamlError(source, f"not valid YAML ({problem})", mark.line + 1 if mark else None,
                         problem) from None
     except yaml.YAMLError as e:  # ReaderError: a character YAML does not allow

@@ -176,6 +176,9 @@ def scan(root, labels=None, *, validation_pct=10.0, testing_pct=10.0, unknown_sh
         raise DataError(f"labels: duplicates in {list(labels)}")
     lab = {name: i for i, name in enumerate(labels)}
     missing = [l for l in labels if l not in folders and l not in (SILENCE, UNKNOWN)]
+    empty = [l for l in missing if os.path.isdir(os.path.join(root, l))]
+    if empty:
+        raise DataError(f"labels: the folder of {', '.join(empty)} in {root} holds no .wav files")
     if missing:
         raise DataError(f"labels: no folder for {', '.join(missing)} in {root}")
     val_list = _read_list(os.path.join(root, "validation_list.txt"))
