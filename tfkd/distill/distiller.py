@@ -156,6 +156,8 @@ class Distiller(keras.Model):
         most one) and ``FeatureDistillation`` objects, instead of ``loss``/``features``.
       distillation_loss_weights: one weight per entry of ``distillation_losses``.
       student_loss_weight: keras.distillation's name for ``alpha``.
+      logit_weight: weight of the logit term inside its ``1 - alpha`` share (set from
+        ``distillation_loss_weights``; default 1).
       **kwargs: passed to ``keras.Model``.
 
     Raises:
