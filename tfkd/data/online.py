@@ -43,8 +43,8 @@ __all__ = ["NO_LABEL", "MixupParams", "online_dataset", "load_entry", "feature_f
 #: The label of a clip that only the soft-target loss may use (mixtures, transfer clips).
 NO_LABEL = -1
 
-# Offsets that keep the random streams of one element apart.
-_MIX, _SPEC = 1, 2
+# Second seed words that keep the random streams of one batch apart.
+_MIX_DRAW, _MIX_WEIGHT, _SPEC = 1, 2, 100
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -84,11 +84,11 @@ def load_entry(entry, noise, sample_rate, clip_samples):
 
 def feature_fn(params):
     """The per-clip feature function of :func:`tfkd.data.frontend.compute`: ``[S]`` → ``[T, F]``."""
-    # The same function object frontend.compute maps over its clips: one implementation,
-    # so the online features cannot drift from the cached ones.
+    # The very function frontend.compute maps over its clips (frontend has no public
+    # per-clip entry yet): one implementation, so online features cannot drift.
     if params.kind == "microfrontend":
-        return frontend._microfrontend(params)  # noqa: SLF001 (see the final report)
-    return frontend._spectral(params)  # noqa: SLF001
+        return frontend._microfrontend(params)
+    return frontend._spectral(params)
 
 
 def _seed(r, offset):
@@ -110,9 +110,8 @@ def mixup_batch(waves, labels, r, params):
       (1 where unmixed).
     """
     b = tf.shape(waves)[0]
-    seed = _seed(r[0], _MIX)
-    u = tf.random.stateless_uniform([b], seed)
-    g = tf.random.stateless_gamma([2, b], seed + [0, 10], alpha=params.alpha)
+    u = tf.random.stateless_uniform([b], _seed(r[0], _MIX_DRAW))
+    g = tf.random.stateless_gamma([2, b], _seed(r[0], _MIX_WEIGHT), alpha=params.alpha)
     w = g[0] / tf.maximum(g[0] + g[1], 1e-12)
     # A batch of one has no partner; mixing a clip with itself would change nothing.
     mixed = (u < params.prob) & (b > 1)
@@ -128,11 +127,10 @@ def spec_augment_batch(x, r, params):
     up to ``time_mask_frames`` / ``freq_mask_bins`` wide, filled with each clip's mean."""
     b, t, f = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     fill = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    masks = [(i, params.time_mask_frames, t, 1) for i in range(params.time_masks)]
-    masks += [(i, params.freq_mask_bins, f, 2) for i in range(params.freq_masks)]
-    for n, (i, widest, size, axis) in enumerate(masks):
-        seed = _seed(r[0], _SPEC + 16 * n + 3 * i)
-        u = tf.random.stateless_uniform([2, b], seed)
+    masks = [(params.time_mask_frames, t, 1)] * params.time_masks
+    masks += [(params.freq_mask_bins, f, 2)] * params.freq_masks
+    for n, (widest, size, axis) in enumerate(masks):
+        u = tf.random.stateless_uniform([2, b], _seed(r[0], _SPEC + n))
         width = tf.cast(tf.floor(u[0] * (widest + 1)), tf.int32)
         start = tf.cast(tf.floor(u[1] * tf.cast(tf.maximum(1, size - width), tf.float32)), tf.int32)
         pos = tf.range(size)[None, :]
