@@ -361,6 +361,9 @@ class PipelineConfig:
     budgets: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
     distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
     """Training strategy: an execution setting, so not part of any stage's resume key."""
+    search: typing.Optional[dict] = None
+    """``tfkd search`` budget and space (checked by ``tfkd.search.space``, see
+    docs/search.md); ``tfkd run`` ignores it, and no stage's resume key includes it."""
 
     def __post_init__(self):
         if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
