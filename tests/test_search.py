@@ -151,6 +151,37 @@ def test_candidate_config_sets_the_keys_and_the_budgets():
     assert cand.teacher == cfg.teacher and cand.data == cfg.data
 
 
+def _yaml_with_search(tmp_path, search):
+    from tfkd.schema import safe_load
+
+    with open(QUICKSTART) as f:
+        raw = safe_load(f.read())
+    raw["data"]["path"] = os.path.join(os.path.dirname(QUICKSTART), raw["data"]["path"])
+    raw["search"] = search
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return str(path)
+
+
+def test_search_section_in_the_yaml(tmp_path):
+    path = _yaml_with_search(tmp_path, {"budget": {"flash": "23KB", "macs": "2M"}, "trials": 3,
+                                        "space": {"channels": [8, 16], "temperature": None}})
+    cfg = load(path)
+    s = space.parse_search(cfg, cfg.search, budget_text="arena=30KB")
+    assert s.budget == space.Budget(flash=23552, arena=30720, macs=2_000_000)
+    assert s.trials == 3
+    assert [d.name for d in s.space if d.name in ("channels", "temperature")] == ["channels"]
+    assert _invoke("validate", path).exit_code == 0  # tfkd run/validate accept the section
+
+
+def test_search_section_error_is_one_usage_line(tmp_path):
+    path = _yaml_with_search(tmp_path, {"budget": {"flash": "23XB"}})
+    r = _invoke("search", path, "--dry-run")
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: search.budget.flash: unknown unit 'XB' (flash takes B, KB, MB; 1 KB = 1024 B)")
+
+
 def test_cli_budget_error_is_one_usage_line():
     r = _invoke("search", QUICKSTART, "--budget", "flash=23XB", "--dry-run")
     assert r.exit_code == 2

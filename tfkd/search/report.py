@@ -25,7 +25,8 @@ class TrialRow:
     number: int
     """Optuna trial number (also the run folder ``trials/<NNNN>``)."""
     state: str
-    """``trained``, ``rejected`` (feasibility check), ``failed`` or ``running``."""
+    """``trained``, ``rejected`` (feasibility check), ``failed`` or ``running``; a trained
+    trial over a budget is not :attr:`feasible`."""
     values: dict
     """The searched values."""
     sizes: dict
@@ -55,7 +56,7 @@ def collect(study):
             state = "running"
         rows.append(TrialRow(number=t.number, state=state, values=a.get("values", t.params),
                              sizes=a.get("sizes", {}), metrics=a.get("metrics", {}),
-                             note=a.get("rejected") or a.get("failed") or "",
+                             note=a.get("rejected") or a.get("failed") or a.get("note", ""),
                              config=a.get("config", {}),
                              feasible=state == "trained" and
                              all(c <= 0 for c in a.get("constraints", [0.0]))))
@@ -219,7 +220,8 @@ def write_report(out_dir, study, *, wall_s=None):
         flash = m.get("tflite_bytes", s.get("flash_bytes", ""))
         arena = m.get("arena_bytes", s.get("arena_bytes", ""))
         vals = ", ".join(f"{k}={_value(v)}" for k, v in r.values.items())
-        lines.append(f"| {r.number} | {r.state} | {_acc(m.get('accuracy_tflm_val'))} | {flash} | "
+        state = r.state if r.feasible or r.state != "trained" else "trained, over budget"
+        lines.append(f"| {r.number} | {state} | {_acc(m.get('accuracy_tflm_val'))} | {flash} | "
                      f"{arena} | {s.get('macs', '')} | {vals} | {r.note.replace('|', '/')} |")
     atomic_write(os.path.join(out_dir, "search.md"), "\n".join(lines) + "\n")
     return rows, front, win

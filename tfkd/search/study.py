@@ -56,10 +56,12 @@ def _hash(obj):
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _set_constraints(trial, values):
-    """Records the budget constraints (relative excess; feasible when <= 0), once per trial."""
-    trial.set_user_attr("constraints", list(values))
-    for name, v in zip(("flash", "arena", "macs"), values):
+def _set_constraints(trial, values, budgets_ok=True):
+    """Records the constraints, once per trial: the relative excess over each search budget,
+    and 1 when the trained run broke one of the pipeline's own ``budgets`` (feasible: all <= 0)."""
+    values = list(values) + [0.0 if budgets_ok else 1.0]
+    trial.set_user_attr("constraints", values)
+    for name, v in zip(("flash", "arena", "macs", "budgets"), values):
         trial.set_constraint(name, v)
 
 
@@ -247,7 +249,7 @@ class _Objective:
     def _reject(self, trial, head, why):
         trial.set_user_attr("rejected", why)
         if "constraints" not in trial.user_attrs:  # not measurable: as bad as it gets
-            _set_constraints(trial, [1.0, 1.0, 1.0])
+            _set_constraints(trial, [1.0, 1.0, 1.0], budgets_ok=False)
         self.echo(f"{head}\n  rejected, not trained: {why}")
         raise optuna.TrialPruned(why)
 
@@ -258,11 +260,13 @@ class _Objective:
         try:
             shared = prepare_shared(tcfg, self.out_dir, self.echo)
             _seed_run(shared, run_dir, _shared_stages(tcfg))
+            broke = None
             with open(os.path.join(run_dir, "search.log"), "a") as log:
                 try:
                     metrics = run_pipeline(tcfg, run_dir, resume=True, tty=False,
                                            echo=lambda m: print(m, file=log, flush=True))
-                except BudgetError as e:  # the run finished; its figures decide feasibility
+                except BudgetError as e:  # the run finished but `tfkd run` would exit 1
+                    broke = str(e)
                     print(f"budget: {e}", file=log, flush=True)
                     metrics = RunFolder(run_dir).read_metrics()
             val_acc = _validation_accuracy(run_dir)
@@ -277,7 +281,11 @@ class _Objective:
         q, e = metrics["quantize"], metrics["export"]
         b = self.settings.budget
         _set_constraints(trial, b.constraints(e["tflite_bytes"], e["arena_bytes"],
-                                              trial.user_attrs["sizes"]["macs"]))
+                                              trial.user_attrs["sizes"]["macs"]),
+                         budgets_ok=broke is None)
+        if broke:
+            trial.set_user_attr("note", f"infeasible: {broke}")
+            self.echo(f"  infeasible: {broke}")
         trial.set_user_attr("metrics", {
             "accuracy_tflm_val": val_acc, "accuracy_tflm": q.get("accuracy_tflm"),
             "accuracy_float": q.get("accuracy_float"), "tflite_bytes": e["tflite_bytes"],
