@@ -122,7 +122,7 @@ def _firmware_line(out_dir, metrics):
 
 
 @click.group()
-@click.version_option(package_name="tfkd")
+@click.version_option(package_name="tfkd", prog_name="tfkd")
 def cli():
     """tfkd: distill, prune, quantize to int8 and export keyword-spotting models for TFLite Micro."""
 

@@ -1,0 +1,78 @@
+"""The ``tfkd`` command as a user meets it: fast answers, quiet output, one line on Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from tfkd.cli import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "pipelines", "kws_quickstart.yaml")
+
+
+def _env():
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def test_import_tfkd_and_the_cli_do_not_import_tensorflow():
+    code = ("import sys, tfkd, tfkd.cli, tfkd.fileio, tfkd.export.carray; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'tf_keras', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_lazy_names_still_work():
+    code = ("import tfkd; from tfkd import keras; "
+            "print(keras.__name__, tfkd.Distiller.__name__, tfkd.FeaturePair.__name__, "
+            "'Distiller' in dir(tfkd))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True)
+    assert out.stdout.split() == ["tf_keras", "Distiller", "FeaturePair", "True"]
+
+
+def test_version():
+    res = CliRunner().invoke(cli, ["--version"])
+    assert res.exit_code == 0 and res.output.startswith("tfkd, version ")
+
+
+@pytest.mark.slow
+def test_validate_prints_one_line_and_nothing_on_stderr():
+    res = subprocess.run([sys.executable, "-m", "tfkd.cli", "validate", QUICKSTART],
+                         capture_output=True, text=True, env=_env(), cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == f"{QUICKSTART}: ok (kws_quickstart)\n"
+    assert res.stderr == ""
+
+
+@pytest.mark.slow
+def test_validate_error_is_one_line_without_tensorflow_noise():
+    res = subprocess.run([sys.executable, "-m", "tfkd.cli", "validate", QUICKSTART,
+                          "--set", "distill.temperature=-1"],
+                         capture_output=True, text=True, env=_env(), cwd=ROOT)
+    assert res.returncode == 2
+    lines = [l for l in res.stderr.splitlines() if l.startswith("Error")]
+    assert len(lines) == 1 and "distill.temperature" in lines[0]
+    assert "0000 " not in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [1.0, 3.0])
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
+    # While TensorFlow is still importing (it takes several seconds on a small CPU).
+    proc = subprocess.Popen([sys.executable, "-m", "tfkd.cli", "run", QUICKSTART, "--out",
+                             str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("Interrupted")
+    assert len(err.strip().splitlines()) == 1, err
