@@ -69,3 +69,36 @@ def small_cnn(width=4, shape=(6, 6, 1), n=3, name=None):
 def make_cnn():
     """Builds :func:`small_cnn` models."""
     return small_cnn
+
+
+@pytest.fixture(scope="session")
+def kws_like():
+    """48 random 49x40 'feature maps' with 4 labels readable from them."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 26, (48, 49, 40, 1)).astype(np.float32)
+    y = (x[:, :10].mean((1, 2, 3)) > 13).astype(np.int32) + 2 * (x[:, 30:].mean((1, 2, 3)) > 13)
+    return x, y
+
+
+@pytest.fixture
+def small_ds_cnn():
+    """Builds a two-block DS-CNN for 49x40 inputs: ``small_ds_cnn(channels=8, n=4)``."""
+    from tfkd.models import build
+
+    keras.utils.set_random_seed(0)
+    return lambda channels=8, n=4: build("ds_cnn", (49, 40, 1), n, channels=channels, blocks=2)
+
+
+@pytest.fixture
+def teach():
+    """``teach(x, y, teacher, epochs=2)``: a ``train(model, callbacks)`` that distils from
+    ``teacher``, as pruning and QAT take it."""
+    import tfkd
+
+    def make(x, y, teacher, epochs=2):
+        def train(model, callbacks):
+            d = tfkd.Distiller(student=model, teacher=teacher, temperature=2.0, alpha=0.5)
+            d.compile(optimizer=keras.optimizers.Adam(0.01))
+            d.fit(x, y, epochs=epochs, batch_size=8, callbacks=callbacks, verbose=0)
+        return train
+    return make

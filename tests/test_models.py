@@ -11,7 +11,7 @@ def test_unknown_model_name_lists_the_zoo():
 
 
 def test_user_model_can_be_registered():
-    from tfkd.models import MODELS, register
+    from tfkd.models import register
 
     def mine(input_shape, num_labels):
         inp = keras.Input(input_shape)

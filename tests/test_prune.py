@@ -1,46 +1,20 @@
 import numpy as np
 import pytest
 
-import tfkd
-from tfkd import keras, verify
+from tfkd import verify
 from tfkd.compress import prune, quantize as q
 from tfkd.models import build
 
 needs_tflm = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
 
 
-@pytest.fixture(scope="module")
-def kws_like():
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 26, (48, 49, 40, 1)).astype(np.float32)
-    y = (x[:, :10].mean((1, 2, 3)) > 13).astype(np.int32) + 2 * (x[:, 30:].mean((1, 2, 3)) > 13)
-    return x, y
-
-
-def _small_ds_cnn(channels=8, n=4):
-    return build("ds_cnn", (49, 40, 1), n, channels=channels, blocks=2)
-
-
-def _small_ds_cnn(channels=8, n=4):
-    return build("ds_cnn", (49, 40, 1), n, channels=channels, blocks=2)
-
-
-def _train_fn(x, y, teacher, epochs=2):
-    def train(model, callbacks):
-        d = tfkd.Distiller(student=model, teacher=teacher, temperature=2.0, alpha=0.5)
-        d.compile(optimizer=keras.optimizers.Adam(0.01))
-        d.fit(x, y, epochs=epochs, batch_size=8, callbacks=callbacks, verbose=0)
-    return train
-
-
 @pytest.mark.slow
-def test_magnitude_pruning_reaches_sparsity_with_the_teacher(kws_like):
+def test_magnitude_pruning_reaches_sparsity_with_the_teacher(kws_like, small_ds_cnn, teach):
     x, y = kws_like
-    student = _small_ds_cnn()
-    teacher = _small_ds_cnn(channels=16)
+    student = small_ds_cnn()
+    teacher = small_ds_cnn(channels=16)
     before = [w.copy() for w in student.get_weights()]
-    pruned = prune.magnitude_prune(student, _train_fn(x, y, teacher), target_sparsity=0.5,
+    pruned = prune.magnitude_prune(student, teach(x, y, teacher), target_sparsity=0.5,
                                    end_step=6, frequency=1, exclude=["logits"])
     per, total = prune.kernel_sparsity(pruned)
     assert per["logits"] == 0.0
@@ -57,20 +31,20 @@ def test_magnitude_pruning_reaches_sparsity_with_the_teacher(kws_like):
         (s, z), _ = verify.io_quantization(flat)
         assert verify.TFLMRunner(flat).run_int8(verify.quantize_input(x[:2], s, z)).shape == (2, 4)
     with pytest.raises(prune.PruneError, match="exclude: no layer named nope"):
-        prune.magnitude_prune(student, _train_fn(x, y, teacher), target_sparsity=0.5,
+        prune.magnitude_prune(student, teach(x, y, teacher), target_sparsity=0.5,
                               end_step=2, exclude=["nope"])
     with pytest.raises(prune.PruneError, match=r"target_sparsity: must be in \[0, 1\), got 1.0"):
-        prune.magnitude_prune(student, _train_fn(x, y, teacher), target_sparsity=1.0, end_step=2)
+        prune.magnitude_prune(student, teach(x, y, teacher), target_sparsity=1.0, end_step=2)
 
 
 @pytest.mark.slow
 @needs_tflm
-def test_channel_pruning_shrinks_flash_and_arena(kws_like):
+def test_channel_pruning_shrinks_flash_and_arena(kws_like, small_ds_cnn, teach):
     x, y = kws_like
     student = build("ds_cnn", (49, 40, 1), 4, channels=32, blocks=2)
     same = prune.channel_prune(student, lambda m, cb: None, ratio=0.0)
     np.testing.assert_allclose(same.predict(x, verbose=0), student.predict(x, verbose=0), atol=1e-5)
-    narrow = prune.channel_prune(student, _train_fn(x, y, _small_ds_cnn(16)), ratio=0.5)
+    narrow = prune.channel_prune(student, teach(x, y, small_ds_cnn(16)), ratio=0.5)
     assert narrow.get_layer("pw1").filters == 16 and narrow.get_layer("logits").units == 4
     f_full, f_narrow = q.convert_int8(student, x), q.convert_int8(narrow, x)
     assert len(f_narrow) < 0.8 * len(f_full)

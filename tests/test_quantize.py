@@ -2,29 +2,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfkd
 from tfkd import keras, verify
 from tfkd.compress import prune, quantize as q
 from tfkd.models import build
 
 needs_tflm = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
-
-
-@pytest.fixture(scope="module")
-def kws_like():
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 26, (48, 49, 40, 1)).astype(np.float32)
-    y = (x[:, :10].mean((1, 2, 3)) > 13).astype(np.int32) + 2 * (x[:, 30:].mean((1, 2, 3)) > 13)
-    return x, y
-
-
-def _small_ds_cnn(channels=8, n=4):
-    return build("ds_cnn", (49, 40, 1), n, channels=channels, blocks=2)
-
-
-def _small_ds_cnn(channels=8, n=4):
-    return build("ds_cnn", (49, 40, 1), n, channels=channels, blocks=2)
 
 
 @pytest.mark.slow
@@ -61,30 +43,22 @@ def test_an_op_that_fails_calibration_is_named():
         q.convert_int8(model, x)
 
 
-def test_an_empty_representative_set_is_refused():
+def test_an_empty_representative_set_is_refused(small_ds_cnn):
     with pytest.raises(q.ConversionError, match="quantize: the representative set is empty"):
-        q.convert_int8(_small_ds_cnn(), np.zeros((0, 49, 40, 1), np.float32))
-
-
-def _train_fn(x, y, teacher, epochs=2):
-    def train(model, callbacks):
-        d = tfkd.Distiller(student=model, teacher=teacher, temperature=2.0, alpha=0.5)
-        d.compile(optimizer=keras.optimizers.Adam(0.01))
-        d.fit(x, y, epochs=epochs, batch_size=8, callbacks=callbacks, verbose=0)
-    return train
+        q.convert_int8(small_ds_cnn(), np.zeros((0, 49, 40, 1), np.float32))
 
 
 @pytest.mark.slow
 @needs_tflm
-def test_quantization_aware_training_keeps_pruned_zeros(kws_like):
+def test_quantization_aware_training_keeps_pruned_zeros(kws_like, small_ds_cnn, teach):
     x, y = kws_like
-    student, teacher = _small_ds_cnn(), _small_ds_cnn(channels=16)
-    qat = q.quantization_aware(student, _train_fn(x, y, teacher, epochs=1))
+    student, teacher = small_ds_cnn(), small_ds_cnn(channels=16)
+    qat = q.quantization_aware(student, teach(x, y, teacher, epochs=1))
     flat = q.convert_int8(qat, x)
     assert verify.check_int8(flat) == ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"]
     assert verify.score_int8(flat, x, y)[0]["tflm_litert_max_step_diff"] <= 1
-    pruned = prune.magnitude_prune(student, _train_fn(x, y, teacher), target_sparsity=0.5,
+    pruned = prune.magnitude_prune(student, teach(x, y, teacher), target_sparsity=0.5,
                                    end_step=6, frequency=1)
-    kept = q.convert_int8(q.quantization_aware(pruned, _train_fn(x, y, teacher, epochs=1),
+    kept = q.convert_int8(q.quantization_aware(pruned, teach(x, y, teacher, epochs=1),
                                                preserve_sparsity=True), x)
     assert verify.tflite_weight_sparsity(kept)[1] > 0.45

@@ -18,8 +18,7 @@ from tfkd._keras import ModelFileError, load_user_model
 from tfkd import verify
 from tfkd.compress import prune as prune_lib
 from tfkd.compress import quantize as q
-from tfkd.data import augment, frontend, online, speech
-from tfkd.data.dataset import Data
+from tfkd.data import frontend, online, speech
 from tfkd.data.store_data import StoreData
 from tfkd.data.stream import build_store
 from tfkd.distill import transfer as transfer_lib
