@@ -27,7 +27,8 @@ from tfkd import limits, safefile
 from tfkd.data.wav import AudioError, fit_length, load_clip, read_wav, resample
 
 __all__ = ["SILENCE", "UNKNOWN", "NOISE_DIR", "KWS12", "Entry", "Index", "which_set", "scan",
-           "load_waves", "load_noise", "DataError", "tfds_waves", "TFDS_LABELS", "label_folders"]
+           "load_waves", "load_noise", "DataError", "tfds_waves", "TFDS_LABELS", "label_folders",
+           "manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,33 @@ def label_folders(root):
     return [d for d in sorted(_listdir(root))
             if os.path.isdir(os.path.join(root, d)) and d != NOISE_DIR and not d.startswith(".")
             and _wav_files(os.path.join(root, d))]
+
+
+def manifest(root):
+    """What the folder source reads, as ``[relative path, size, mtime in ns]`` rows, sorted.
+
+    Every ``.wav`` name in every sub-folder (``_background_noise_`` included) and the list
+    files. Resume hashes it, so that clips added, removed or replaced are noticed; it
+    costs one ``stat`` per file. A file that cannot be stat-ed is listed with -1s (reading
+    it will name it).
+    """
+    rows = []
+
+    def row(rel):
+        try:
+            st = os.stat(os.path.join(root, rel))
+            rows.append([rel, st.st_size, st.st_mtime_ns])
+        except OSError:
+            rows.append([rel, -1, -1])
+
+    for name in sorted(_listdir(root)):
+        path = os.path.join(root, name)
+        if os.path.isdir(path) and not name.startswith("."):
+            for f in _wav_files(path):
+                row(f"{name}/{f}")
+        elif name in ("validation_list.txt", "testing_list.txt"):
+            row(name)
+    return rows
 
 
 def scan(root, labels=None, *, validation_pct=10.0, testing_pct=10.0, unknown_share=0.1,

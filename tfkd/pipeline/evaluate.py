@@ -7,7 +7,8 @@ import numpy as np
 from tfkd.data import frontend, speech
 from tfkd.pipeline import artifacts
 from tfkd.pipeline.training import accuracy
-from tfkd.verify import score_int8
+from tfkd._keras import ModelFileError, check_user_model_file
+from tfkd.verify import io_quantization, score_int8
 
 __all__ = ["EvalError", "evaluate_run", "eval_entries"]
 
@@ -44,6 +45,31 @@ def eval_entries(path, run_labels, split):
     return index, entries
 
 
+def _read(path, load):
+    """``load()``, with any failure of a damaged run file as one line naming ``path``."""
+    try:
+        return load()
+    except (artifacts.ArtifactError, ModelFileError) as e:
+        raise EvalError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - a run folder may come from anyone: one line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EvalError(f"{path}: damaged or unreadable ({msg})") from None
+
+
+def _label_list(labels):
+    if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(l, str) for l in labels)):
+        raise ValueError("not a list of at least 2 label names")
+    return labels
+
+
+def _model(run, stage):
+    """A stage's model from a run folder: checked as any user's file (no code), then loaded."""
+    path = os.path.join(run.stage(stage), artifacts.MODEL_FILES[stage])
+    if os.path.exists(path):
+        _read(path, lambda: check_user_model_file(path, "run folder"))
+    return _read(path, lambda: run.load(stage))
+
+
 def evaluate_run(run_dir, data_path, split="test"):
     """Scores the run's int8 model (LiteRT and TFLM) and its float student.
 
@@ -58,13 +84,16 @@ def evaluate_run(run_dir, data_path, split="test"):
       EvalError: a missing run artifact or unusable data folder.
     """
     run = artifacts.RunFolder(run_dir)
-    try:
-        fp = artifacts.load_feature_params(run.stage("data"))
-        labels = artifacts.load_labels(run.stage("data"))
-        flat = artifacts.load_quantized(run.stage("quantize")).flat
-        student = run.load("prune")
-    except (artifacts.ArtifactError, OSError) as e:
-        raise EvalError(str(e)) from None
+    data_dir, quant_dir = run.stage("data"), run.stage("quantize")
+    fp = _read(os.path.join(data_dir, artifacts.FEATURE_PARAMS),
+               lambda: artifacts.load_feature_params(data_dir))
+    labels = _read(os.path.join(data_dir, artifacts.LABELS),
+                   lambda: _label_list(artifacts.load_labels(data_dir)))
+    int8 = os.path.join(quant_dir, artifacts.INT8)
+    flat = _read(int8, lambda: artifacts.load_quantized(quant_dir).flat)
+    # LiteRT verifies the flatbuffer; TFLite Micro does not, so it never sees one that fails.
+    _read(int8, lambda: io_quantization(flat))
+    student = _model(run, "prune")
     index, entries = eval_entries(data_path, labels, split)
     waves, y, _ = speech.load_waves(index, entries, fp.sample_rate, fp.clip_samples)
     x = frontend.compute(waves, fp)
@@ -73,17 +102,11 @@ def evaluate_run(run_dir, data_path, split="test"):
     # how often the shipped int8 model (as TFLM runs it) says what the teacher says.
     teacher_acc = agreement = None
     if os.path.isdir(run.stage("teacher")):
-        try:
-            teacher = run.load("teacher")
-        except (artifacts.ArtifactError, OSError) as e:
-            raise EvalError(str(e)) from None
+        teacher = _model(run, "teacher")
         teacher_pred = teacher.predict(x, batch_size=256, verbose=0).argmax(-1)
         teacher_acc = float(np.mean(teacher_pred == y))
         agreement = float(np.mean(teacher_pred == tflm_pred))
-    try:
-        distilled = run.load("distill")
-    except (artifacts.ArtifactError, OSError) as e:
-        raise EvalError(str(e)) from None
+    distilled = _model(run, "distill")
     return {"accuracy_int8": scores["accuracy_int8"], "accuracy_tflm": scores["accuracy_tflm"],
             "accuracy_float": accuracy(student, x, y),
             "accuracy_teacher": teacher_acc, "accuracy_distilled": accuracy(distilled, x, y),

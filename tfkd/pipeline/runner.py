@@ -21,11 +21,24 @@ import tensorflow as tf
 from tfkd import distribute
 from tfkd._keras import keras
 from tfkd.config import to_dict
+from tfkd.data import speech
+from tfkd.fileio import read_json, write_json
 from tfkd.pipeline import stages as stage_lib
 from tfkd.pipeline.artifacts import RunFolder, save
 from tfkd.verify import BudgetError, budget_gates
 
-__all__ = ["RunError", "BudgetError", "run_pipeline", "stage_key", "check_budgets"]
+__all__ = ["RunError", "BudgetError", "run_pipeline", "stage_key", "check_budgets", "RUN_MARKER",
+           "mark_run_folder"]
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a second writer is not detected there
+    fcntl = None
+
+#: Written by tfkd into every run folder it makes. ``--resume`` continues, and tfkd ever
+#: replaces files in, only folders that carry it: never a folder of the user's own.
+RUN_MARKER = "tfkd-run.json"
+_RUN_FORMAT = 1
 
 
 #: Stages that train: they run inside the ``distribute`` strategy's scope.
@@ -55,8 +68,25 @@ def _stage_seed(seed, name):
     return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:7], 16)
 
 
+#: The measured values each budget needs: ``(stage, metric)`` pairs.
+_BUDGET_NEEDS = {"max_flash_bytes": (("export", "tflite_bytes"),),
+                 "max_arena_bytes": (("export", "arena_bytes"),),
+                 "min_int8_accuracy": (("quantize", "accuracy_tflm"),),
+                 "max_int8_drop": (("quantize", "accuracy_tflm"), ("quantize", "accuracy_float"))}
+
+
 def check_budgets(cfg, metrics):
-    """Raises :class:`BudgetError` naming the first budget the metrics break."""
+    """Raises :class:`BudgetError` naming the first budget the metrics break or cannot show.
+
+    A budget whose measured value is missing fails: a run that cannot show it kept a
+    limit has not kept it.
+    """
+    for key, needs in _BUDGET_NEEDS.items():
+        bound = getattr(cfg.budgets, key)
+        for stage, metric in needs:
+            if bound is not None and (metrics.get(stage) or {}).get(metric) is None:
+                raise BudgetError(f"budgets.{key} {bound}: not measured ({stage}.{metric} is "
+                                  "missing from the run's metrics)")
     for gate in budget_gates(cfg.budgets, metrics):
         if not gate.passed:
             raise BudgetError(gate.message)
@@ -90,21 +120,117 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
     # First: a multi-worker strategy must exist before TensorFlow runs any op.
     strategy = distribute.resolve(cfg.distribute.strategy, tpu=cfg.distribute.tpu)
     run = RunFolder(out_dir)
-    if os.path.exists(out_dir) and os.listdir(out_dir) and not resume:
-        what = "holds a run" if run.is_run() else "is not empty"
-        raise RunError(f"output folder {out_dir} {what}: pass --resume to continue it, "
-                       "or choose another --out")
+    lock = _claim(out_dir, resume)
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, ".write-test")
-        with open(probe, "w"):
-            pass
-        os.unlink(probe)
+        return _run_stages(cfg, run, strategy, resume=resume, echo=echo, tty=tty,
+                           stop_after=stop_after)
+    finally:
+        if lock is not None:
+            lock.close()  # releases the lock
+
+
+def mark_run_folder(out_dir):
+    """Creates ``out_dir`` (if needed) as a tfkd run folder: writes :data:`RUN_MARKER`.
+
+    For code that assembles a run folder before :func:`run_pipeline` continues it with
+    ``resume=True`` (the search seeds trial folders this way).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    marker = os.path.join(out_dir, RUN_MARKER)
+    if not os.path.isfile(marker):
+        write_json(marker, {"format": _RUN_FORMAT, "tool": "tfkd"})
+
+
+def _claim(out_dir, resume):
+    """Checks that tfkd may write ``out_dir``, marks it as a run folder and locks it.
+
+    Returns:
+      The open lock (closing it releases the lock), or None where locks do not exist.
+
+    Raises:
+      RunError: a non-empty folder that tfkd did not make, a run without ``resume``, a
+        folder another tfkd run is writing, or one that is not writable.
+    """
+    marker = os.path.join(out_dir, RUN_MARKER)
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not os.path.isfile(marker):
+            raise RunError(f"output folder {out_dir} is not empty and is not a tfkd run folder "
+                           f"(no {RUN_MARKER}); tfkd does not write into it: choose another --out")
+        if not resume:
+            raise RunError(f"output folder {out_dir} holds a run: pass --resume to continue it, "
+                           "or choose another --out")
+        try:
+            fmt = read_json(marker).get("format")
+        except (OSError, ValueError, AttributeError):
+            fmt = None
+        if not isinstance(fmt, int) or fmt > _RUN_FORMAT:
+            raise RunError(f"output folder {out_dir}: {RUN_MARKER} is not one this tfkd "
+                           f"writes (format {fmt!r}); choose another --out")
+    try:
+        mark_run_folder(out_dir)
+        return _lock(out_dir)
     except OSError as e:
         raise RunError(f"output folder {out_dir} is not writable ({e.strerror})") from None
+
+
+def _lock(out_dir):
+    """An exclusive lock on the run folder itself, with this process's PID in the marker.
+
+    The lock is the kernel's (``flock`` on the folder): it goes with the process, so a
+    run killed with -9 leaves no stale lock behind.
+    """
+    if fcntl is None:
+        return None
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        try:
+            pid = read_json(os.path.join(out_dir, RUN_MARKER)).get("pid", "?")
+        except (OSError, ValueError, AttributeError):
+            pid = "?"
+        raise RunError(f"output folder {out_dir} is in use by another tfkd run (PID {pid}): "
+                       "wait for it to finish, or choose another --out") from None
+    marker = os.path.join(out_dir, RUN_MARKER)
+    write_json(marker, {**read_json(marker), "pid": os.getpid()})
+    return _FolderLock(fd)
+
+
+class _FolderLock:
+    """The run folder's open descriptor that holds its ``flock``; :meth:`close` releases it."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _data_manifest(cfg):
+    """What the data stage reads besides its config: the folder's files, sizes and times."""
+    if cfg.data.path is None:
+        return None  # TFDS: a versioned data set
+    return _hash(speech.manifest(cfg.data.path))
+
+
+def _clear_logs(run, name):
+    """Removes a stage's TensorBoard folders, which a killed attempt may have left."""
+    root = run.log_dir("")
+    if os.path.isdir(root):
+        for entry in os.listdir(root):
+            if entry.startswith(name):
+                shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+
+
+def _run_stages(cfg, run, strategy, *, resume, echo, tty, stop_after):
     raw = to_dict(cfg)
     run.write_resolved(raw)
-    metrics = run.read_metrics() if resume else {}
+    # Every stage's metrics come from its own record (a skipped stage's too), never from a
+    # metrics.json that a crash may have left behind its stage folders.
+    metrics = {}
     metrics["distribute"] = {"strategy": distribute.name_of(strategy),
                              "replicas": distribute.replicas(strategy)}
     timings, keys = {}, {}
@@ -113,12 +239,27 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
             continue
         name = stage.name
         reads = {arg: src for arg, src in stage.inputs.items() if src in keys}
-        keys[name] = stage_key(stage, raw, {src: keys[src] for src in reads.values()})
-        record = run.record(name) if resume else None
+        inputs_keys = {src: keys[src] for src in reads.values()}
+        if name == "data":  # the data, not only the config: clips added, removed, replaced
+            inputs_keys["data files"] = _data_manifest(cfg)
+        keys[name] = stage_key(stage, raw, inputs_keys)
+        try:
+            record = run.record(name) if resume else None
+        except ValueError:  # a damaged done.json: not ours to replace without asking
+            raise RunError(f"{run.stage(name)}: its record is damaged; move the folder away or "
+                           "choose another --out") from None
         if record is not None and record.get("key") == keys[name]:
             echo(f"[{name}] unchanged, skipped (--resume)")
+            metrics[name] = record.get("metrics") or {}
+            if stop_after == name:
+                return metrics
             continue
+        final = run.stage(name)
+        if os.path.lexists(final) and (os.path.islink(final) or record is None and resume):
+            raise RunError(f"{final} was not written by tfkd (no {name} record in it); move it "
+                           "away or choose another --out")
         echo(f"[{name}] running")
+        _clear_logs(run, name)
         partial = run.partial(name)
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(partial)
@@ -137,7 +278,6 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
         timings[name] = time.perf_counter() - start
         metrics[name] = _clean(stage_metrics)
         run.write_record(partial, keys[name], metrics[name])
-        final = run.stage(name)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         shutil.rmtree(run.backup(name), ignore_errors=True)  # finished: nothing to resume
@@ -151,7 +291,7 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
         run.add_timings(timings)
     from tfkd.report import write_report
 
-    write_report(out_dir, metrics)
+    write_report(run.root, metrics)
     check_budgets(cfg, metrics)
     return metrics
 
