@@ -66,7 +66,7 @@ def test_names_become_identifiers_and_keywords_are_refused():
     assert carray.c_identifier("kws-micro v2") == "kws_micro_v2"
     assert carray.c_identifier("3d model") == "m_3d_model"
     assert carray.c_identifier("a--b") == "a_b"  # no reserved "__"
-    for bad in ("class", "int", "namespace", "std", "tflite"):
+    for bad in ("class", "int", "namespace", "std", "tflite", "main"):
         with pytest.raises(ValueError, match=f"export.name: '{bad}'"):
             carray.c_identifier(bad)
 

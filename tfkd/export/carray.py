@@ -68,13 +68,13 @@ def c_identifier(name):
     C++), and a leading digit gets an ``m_`` prefix.
 
     Raises:
-      ValueError: the result is a C++ keyword (``class``, ``int``…) or ``std``/``tflite``,
+      ValueError: the result is a C++ keyword (``class``, ``int``…) or ``std``, ``tflite``, ``main``,
         which cannot name the model's namespace.
     """
     ident = re.sub(r"[^0-9A-Za-z]+", "_", str(name)).strip("_") or "model"
     if ident[0].isdigit():
         ident = "m_" + ident
-    if ident in CPP_KEYWORDS or ident in ("std", "tflite"):
+    if ident in CPP_KEYWORDS or ident in ("std", "tflite", "main"):
         raise ValueError(f"export.name: {name!r} gives the C++ namespace {ident!r}, a keyword "
                          f"or a namespace of the C++ library or TFLM; choose another name")
     return ident
