@@ -45,9 +45,8 @@ def test_stages_get_their_inputs_and_resume_skips_unchanged(tmp_path, fake):
     with pytest.raises(RunError, match="holds a run: pass --resume"):
         _run(tmp_path, cfg)
     fake.clear()
-    _run(tmp_path, dataclasses.replace(cfg, budgets=dataclasses.replace(cfg.budgets, max_flash_bytes=9)),
-         resume=True)
-    assert fake == []  # no stage reads budgets
+    _run(tmp_path, dataclasses.replace(cfg, name="renamed"), resume=True)
+    assert fake == []  # neither stage reads the name
     _run(tmp_path, dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, golden_vectors=1)),
          resume=True)
     assert fake == [("export", 1)]  # only the stage that reads the changed section
@@ -74,7 +73,7 @@ def test_stage_seeds_differ_per_stage_and_follow_the_master_seed(tmp_path, fake)
 
 def test_stop_after(tmp_path, fake):
     m = _run(tmp_path, PipelineConfig(), stop_after="data")
-    assert list(m) == ["data"] and not (tmp_path / "run" / "export").exists()
+    assert "data" in m and "export" not in m and not (tmp_path / "run" / "export").exists()
 
 
 def test_the_stage_table():
