@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
 
 import click
@@ -30,9 +29,9 @@ def _quiet(verbose):
 
     Must be entered before TensorFlow is imported: ``TF_CPP_MIN_LOG_LEVEL`` is read once,
     and the lines TF writes before absl's logging is initialized (oneDNN, CUDA probes,
-    CPU features) ignore it. So file descriptor 2 itself goes to a scratch file while the
-    command runs; ``sys.stderr`` (click's error lines, Python's tracebacks) keeps the
-    terminal. The scratch file is deleted afterwards.
+    CPU features) ignore it, and the converter prints to fd 2 directly. So file descriptor
+    2 itself goes to /dev/null while the command runs; ``sys.stderr`` (click's error
+    lines, Python's tracebacks) keeps the terminal. ``--verbose`` shows it all.
     """
     if verbose:
         yield
@@ -42,7 +41,7 @@ def _quiet(verbose):
         logging.getLogger(name).setLevel(logging.ERROR)
     sys.stderr.flush()
     saved = os.dup(2)
-    fd, scratch = tempfile.mkstemp(prefix="tfkd-stderr-", suffix=".log")
+    fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 2)
     os.close(fd)
     old_stderr = sys.stderr
@@ -60,7 +59,6 @@ def _quiet(verbose):
             sys.stderr = old_stderr
         os.dup2(saved, 2)
         os.close(saved)
-        os.unlink(scratch)
 
 
 def _fileno(stream):
