@@ -62,7 +62,9 @@ def _hard_label_loss(spec, key):
     if spec is None:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if isinstance(spec, str):
-        return _LOGIT_CROSSENTROPY[spec]() if spec in _LOGIT_CROSSENTROPY else keras.losses.get(spec)
+        if spec in _LOGIT_CROSSENTROPY:
+            return _LOGIT_CROSSENTROPY[spec]()
+        return keras.losses.get(spec)
     if isinstance(spec, keras.losses.Loss):
         if spec.get_config().get("from_logits") is False:
             raise ValueError(f"{key}: {type(spec).__name__}(from_logits=False), but the student "
@@ -194,14 +196,15 @@ class Distiller(keras.Model):
         elif distillation_loss_weights is not None:
             raise ValueError("distillation_loss_weights: needs distillation_losses")
         self.distillation_loss_fn = get_loss("kl" if loss is None else loss)
-        preset = getattr(self.distillation_loss_fn, "distiller_settings", None) or {}
+        logit_loss = self.distillation_loss_fn
+        preset = getattr(logit_loss, "distiller_settings", None) or {}
         for key, given in (("temperature", temperature), ("alpha", alpha)):
             # A 3-digit spelling (alpha: 0.333 in YAML) names the preset's value.
             if given is not None and key in preset and abs(float(given) - preset[key]) > 1e-3:
                 raise ValueError(
-                    f"{key}: the {self.distillation_loss_fn.name} '{self.distillation_loss_fn.preset}' "
-                    f"preset sets {key}={preset[key]:.4g}; got {given!r}: leave {key} unset "
-                    f"or give {preset[key]:.4g}")
+                    f"{key}: the {logit_loss.name} '{logit_loss.preset}' preset sets "
+                    f"{key}={preset[key]:.4g}; got {given!r}: leave {key} unset or give "
+                    f"{preset[key]:.4g}")
         temperature = preset.get("temperature", _DEFAULT_TEMPERATURE if temperature is None
                                  else temperature)
         alpha = preset.get("alpha", _DEFAULT_ALPHA if alpha is None else alpha)
@@ -524,7 +527,8 @@ class Distiller(keras.Model):
         Raises:
           NotImplementedError: an HDF5 path, as for any subclassed Keras model.
         """
-        fmt = kwargs.get("save_format") or (args[2] if len(args) > 2 else None)
+        # positional arguments after filepath: overwrite, save_format
+        fmt = kwargs.get("save_format") or (args[1] if len(args) > 1 else None)
         if fmt == "h5" or str(filepath).endswith((".h5", ".hdf5")):
             raise NotImplementedError(
                 f"{filepath}: HDF5 cannot hold a subclassed model such as the Distiller "

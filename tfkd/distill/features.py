@@ -92,7 +92,8 @@ class AttentionLoss:
     default_weight = 500.0
 
     def __call__(self, teacher_feat, student_feat):
-        return tf.reduce_mean(tf.square(attention_map(teacher_feat) - attention_map(student_feat)), -1)
+        diff = attention_map(teacher_feat) - attention_map(student_feat)
+        return tf.reduce_mean(tf.square(diff), -1)
 
     def get_config(self):
         return {"name": self.name}
