@@ -30,6 +30,7 @@ import optuna
 
 from tfkd.config import ConfigError, to_dict
 from tfkd.pipeline.artifacts import RunFolder, load_data, load_quantized
+from tfkd.pipeline import runner as runner_lib
 from tfkd.pipeline.runner import BudgetError, run_pipeline
 from tfkd.search import feasibility
 from tfkd.search.space import candidate_config, format_figure
@@ -179,6 +180,8 @@ def _seed_run(shared, run_dir, stages):
     """Copies the shared stage folders and their metrics into a fresh trial run folder,
     so that ``run_pipeline(..., resume=True)`` skips them (their records match)."""
     os.makedirs(run_dir, exist_ok=True)
+    if hasattr(runner_lib, "mark_run_folder"):  # runners that only continue their own folders
+        runner_lib.mark_run_folder(run_dir)
     src, dst = RunFolder(shared), RunFolder(run_dir)
     metrics = {}
     for s in stages:
