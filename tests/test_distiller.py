@@ -189,6 +189,8 @@ def test_invalid_models_and_loss(tiny_pair):
         tfkd.Distiller(student=student, teacher=teacher, loss="kl2")
     with pytest.raises(TypeError, match="student: must be a tf_keras Model"):
         tfkd.Distiller(student="model", teacher=teacher)
+    with pytest.raises(ValueError, match="student/teacher: they share weights"):
+        tfkd.Distiller(student=student, teacher=student)
     wide = keras.Sequential([keras.layers.Input((8,)), keras.layers.Dense(5)])
     with pytest.raises(ValueError, match="output widths differ: student has 5, teacher has 3"):
         tfkd.Distiller(student=wide, teacher=teacher)

@@ -184,6 +184,10 @@ class Distiller(keras.Model):
         if n_s is not None and n_t is not None and n_s != n_t:
             raise ValueError(f"student/teacher: output widths differ: student has {n_s}, "
                              f"teacher has {n_t}")
+        if {id(v) for v in student.weights} & {id(v) for v in teacher.weights}:
+            raise ValueError("student/teacher: they share weights, and the teacher's are "
+                             "frozen: give the student its own copy "
+                             "(keras.models.clone_model + set_weights)")
         if student_loss_weight is not None:
             if alpha is not None:
                 raise ValueError("student_loss_weight: keras.distillation's name for alpha; "
