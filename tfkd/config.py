@@ -1,7 +1,7 @@
 """The pipeline schema: frozen dataclasses per stage, loaded from YAML with overrides.
 
-``load(path, overrides)`` reads YAML with ``yaml.safe_load`` (no tags that run code),
-applies ``KEY=VALUE`` overrides (values read with ``yaml.safe_load`` too) and builds the
+``load(path, overrides)`` reads YAML with a bounded safe loader (no tags that run code),
+applies ``KEY=VALUE`` overrides (values read the same way) and builds the
 dataclasses. Each field's rule lives with its field (the ``__post_init__`` of its class),
 and the first problem is reported with its full key path, e.g.
 ``distill.temperature: must be > 0, got -1``. What needs models built (model parameters,
@@ -14,16 +14,16 @@ import dataclasses
 import os
 import typing
 
-import yaml
-
 from tfkd.data.augment import AugmentParams
 from tfkd.data.frontend import FeatureParams
 from tfkd.data.online import MixupParams
 from tfkd.data.speech import label_folders
 from tfkd.distill.features import FeaturePair
 from tfkd.distribute import STRATEGIES
-from tfkd import limits, yamlio
-from tfkd.schema import ConfigError, build, require, to_dict
+from tfkd import limits, schema, yamlio
+from tfkd.schema import (ConfigError, build, require, require_positive, require_rate,
+                         resolve_paths, to_dict)
+from tfkd.verify import BudgetConfig
 # Bounded loading for config files and --set values: size, UTF-8, nesting, alias
 # expansion, duplicate keys (see SECURITY.md).
 from tfkd.yamlio import loads as safe_load
@@ -31,15 +31,6 @@ from tfkd.yamlio import loads as safe_load
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "DistillConfig",
            "PruneConfig", "QuantizeConfig", "ExportConfig", "BudgetConfig", "PipelineConfig",
            "load", "from_dict", "to_dict", "apply_overrides"]
-
-
-def _positive(obj, *names):
-    for n in names:
-        require(getattr(obj, n) >= 1, n, "must be >= 1", getattr(obj, n))
-
-
-def _rate(obj, name):
-    require(getattr(obj, name) > 0, name, "must be > 0", getattr(obj, name))
 
 
 def _model_name(name, field="model"):
@@ -141,8 +132,8 @@ class TeacherConfig:
             from tfkd._keras import check_user_model_file  # .keras only; no code in the file
 
             check_user_model_file(self.path, "path")
-        _positive(self, "epochs", "batch_size", "ensemble")
-        _rate(self, "learning_rate")
+        require_positive(self, "epochs", "batch_size", "ensemble")
+        require_rate(self, "learning_rate")
         require(self.mode in ("cached", "consistent"), "mode", "must be cached or consistent",
                 self.mode)
         require(self.path is None or self.ensemble == 1, "ensemble",
@@ -193,9 +184,9 @@ class DistillConfig:
     def __post_init__(self):
         from tfkd.distill.losses import LOSSES, get_loss
 
-        _positive(self, "epochs", "batch_size", "generations")
-        _rate(self, "learning_rate")
-        _rate(self, "temperature")
+        require_positive(self, "epochs", "batch_size", "generations")
+        require_rate(self, "learning_rate")
+        require_rate(self, "temperature")
         require(0 <= self.alpha <= 1, "alpha", "must be in [0, 1]", self.alpha)
         require(self.loss in LOSSES, "loss", f"unknown loss (available: {', '.join(LOSSES.names())})",
                 self.loss)
@@ -252,7 +243,7 @@ class PruneConfig:
         require(self.epochs >= (1 if self.method == "magnitude" else 0), "epochs",
                 "must be >= 0 (>= 1 for magnitude pruning, which prunes while it fine-tunes)",
                 self.epochs)
-        _rate(self, "learning_rate")
+        require_rate(self, "learning_rate")
         require(self.batch_size is None or self.batch_size >= 1, "batch_size",
                 "must be >= 1 or null", self.batch_size)
 
@@ -277,11 +268,11 @@ class QuantizeConfig:
     """Batch size of the quantization-aware fine-tuning; null: ``distill.batch_size``."""
 
     def __post_init__(self):
-        _positive(self, "representative_samples")
+        require_positive(self, "representative_samples")
         require(0 <= self.min_agreement <= 1, "min_agreement", "must be in [0, 1]", self.min_agreement)
         require(self.max_step_diff >= 0, "max_step_diff", "must be >= 0", self.max_step_diff)
         require(self.qat_epochs >= 0, "qat_epochs", "must be >= 0", self.qat_epochs)
-        _rate(self, "qat_learning_rate")
+        require_rate(self, "qat_learning_rate")
         require(self.qat_batch_size is None or self.qat_batch_size >= 1, "qat_batch_size",
                 "must be >= 1 or null", self.qat_batch_size)
 
@@ -300,28 +291,6 @@ class ExportConfig:
     def __post_init__(self):
         require(self.arena_margin >= 0, "arena_margin", "must be >= 0", self.arena_margin)
         require(self.golden_vectors >= 0, "golden_vectors", "must be >= 0", self.golden_vectors)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class BudgetConfig:
-    """Optional limits; a run that breaks one exits 1."""
-
-    max_flash_bytes: typing.Optional[int] = None
-    """Largest ``.tflite`` size."""
-    max_arena_bytes: typing.Optional[int] = None
-    """Largest arena (with margin)."""
-    min_int8_accuracy: typing.Optional[float] = None
-    """Smallest TFLM int8 test accuracy."""
-    max_int8_drop: typing.Optional[float] = None
-    """Largest drop from the float student's to the TFLM int8 accuracy."""
-
-    def __post_init__(self):
-        for k in ("max_flash_bytes", "max_arena_bytes"):
-            v = getattr(self, k)
-            require(v is None or v > 0, k, "must be > 0 or null", v)
-        for k in ("min_int8_accuracy", "max_int8_drop"):
-            v = getattr(self, k)
-            require(v is None or 0 <= v <= 1, k, "must be in [0, 1] or null", v)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -387,56 +356,14 @@ class PipelineConfig:
 _PATH_KEYS = ("data.path", "teacher.path", "data.tfds_data_dir", "distill.transfer")
 
 
-def _get(d, dotted):
-    for part in dotted.split("."):
-        if not isinstance(d, dict) or part not in d:
-            return None
-        d = d[part]
-    return d
-
-
-def _resolve_paths(raw, base, only=None):
-    for key in _PATH_KEYS:
-        if only is not None and key not in only:
-            continue
-        head, _, leaf = key.rpartition(".")
-        parent = _get(raw, head)
-        if isinstance(parent, dict) and isinstance(parent.get(leaf), str):
-            parent[leaf] = os.path.normpath(os.path.join(base, os.path.expanduser(parent[leaf])))
-
-
 def apply_overrides(raw, overrides):
-    """Applies ``KEY=VALUE`` strings (values parsed with ``yaml.safe_load``) to a dict.
+    """Applies ``KEY=VALUE`` strings (values read as YAML) to a dict (see
+    :func:`tfkd.schema.apply_overrides`); a path value is relative to the working directory.
 
     Raises:
       ConfigError: a malformed override or a key path that does not exist.
     """
-    defaults = to_dict(PipelineConfig())
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item}: expected KEY=VALUE")
-        key, text = item.split("=", 1)
-        key = key.strip()
-        try:
-            value = safe_load(text) if text.strip() else None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{key}: cannot parse value {text!r} ({e.problem})") from None
-        parts = key.split(".")
-        node, ref = raw, defaults
-        for i, part in enumerate(parts):
-            known = isinstance(ref, dict) and part in ref
-            if not known:
-                allowed = ", ".join(ref) if isinstance(ref, dict) else "none"
-                raise ConfigError(f"{'.'.join(parts[:i + 1])}: unknown key (allowed: {allowed})")
-            if i == len(parts) - 1:
-                node[part] = value
-            else:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node, ref = node[part], ref[part] if isinstance(ref[part], dict) else {}
-        if key in _PATH_KEYS and isinstance(value, str):
-            _resolve_paths(raw, os.getcwd(), only=(key,))
-    return raw
+    return schema.apply_overrides(raw, overrides, to_dict(PipelineConfig()), safe_load, _PATH_KEYS)
 
 
 def load(path, overrides=()):
@@ -462,7 +389,7 @@ def load(path, overrides=()):
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of sections, got {type(raw).__name__}")
     raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])
-    _resolve_paths(raw, os.path.dirname(os.path.abspath(path)))
+    resolve_paths(raw, os.path.dirname(os.path.abspath(path)), _PATH_KEYS)
     return from_dict(apply_overrides(raw, overrides))
 
 

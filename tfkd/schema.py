@@ -8,12 +8,14 @@ message starts with ``<field>:`` is reported under that field's key path.
 """
 
 import dataclasses
+import os
 import re
 import typing
 
 import yaml
 
-__all__ = ["ConfigError", "safe_load", "build", "to_dict", "require"]
+__all__ = ["ConfigError", "safe_load", "build", "to_dict", "require", "require_positive",
+           "require_rate", "resolve_paths", "apply_overrides"]
 
 
 class ConfigError(ValueError):
@@ -42,6 +44,17 @@ def require(cond, field, msg, value):
     """Raises ``ValueError("<field>: <msg>, got <value>")`` unless ``cond`` (for ``__post_init__``)."""
     if not cond:
         raise ValueError(f"{field}: {msg}, got {value!r}")
+
+
+def require_positive(obj, *names):
+    """Each named field of ``obj`` must be >= 1."""
+    for n in names:
+        require(getattr(obj, n) >= 1, n, "must be >= 1", getattr(obj, n))
+
+
+def require_rate(obj, name):
+    """The named field of ``obj`` must be > 0 (a learning rate, a temperature)."""
+    require(getattr(obj, name) > 0, name, "must be > 0", getattr(obj, name))
 
 
 def _type_name(t):
@@ -116,3 +129,67 @@ def to_dict(cfg):
             return {k: plain(x) for k, x in v.items()}
         return v
     return plain(dataclasses.asdict(cfg))
+
+
+def _get(d, dotted):
+    """The value at a dotted key of nested dicts, or None."""
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def resolve_paths(raw, base, keys, only=None):
+    """Makes the string values at the dotted ``keys`` of ``raw`` absolute, relative to ``base``."""
+    for key in keys:
+        if only is not None and key not in only:
+            continue
+        head, _, leaf = key.rpartition(".")
+        parent = _get(raw, head)
+        if isinstance(parent, dict) and isinstance(parent.get(leaf), str):
+            parent[leaf] = os.path.normpath(os.path.join(base, os.path.expanduser(parent[leaf])))
+
+
+def apply_overrides(raw, overrides, defaults, parse, path_keys=()):
+    """Applies ``KEY=VALUE`` strings to ``raw``, a config as plain data.
+
+    Args:
+      raw: the config as nested dicts (changed in place).
+      overrides: ``KEY=VALUE`` strings with dotted keys.
+      defaults: the default config as plain data: the keys that exist.
+      parse: reads a value's text (a bounded YAML loader).
+      path_keys: dotted keys whose string values are paths, made absolute relative to the
+        working directory.
+
+    Returns:
+      ``raw``.
+
+    Raises:
+      ConfigError: a malformed override or a key path that does not exist.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = parse(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{key}: cannot parse value {text!r} ({e.problem})") from None
+        parts = key.split(".")
+        node, ref = raw, defaults
+        for i, part in enumerate(parts):
+            known = isinstance(ref, dict) and part in ref
+            if not known:
+                allowed = ", ".join(ref) if isinstance(ref, dict) else "none"
+                raise ConfigError(f"{'.'.join(parts[:i + 1])}: unknown key (allowed: {allowed})")
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node, ref = node[part], ref[part] if isinstance(ref[part], dict) else {}
+        if key in path_keys and isinstance(value, str):
+            resolve_paths(raw, os.getcwd(), path_keys, only=(key,))
+    return raw

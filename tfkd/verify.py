@@ -17,10 +17,13 @@ import os
 import re
 import sys
 import tempfile
+import typing
 
 import numpy as np
 
-__all__ = ["ConversionError", "VerificationError", "BudgetError", "TFLMUnavailableError",
+from tfkd.schema import require
+
+__all__ = ["BudgetConfig", "ConversionError", "VerificationError", "BudgetError", "TFLMUnavailableError",
            "tflm_available", "check_int8", "model_ops", "io_quantization", "quantize_input",
            "dequantize_output", "LiteRTRunner", "TFLMRunner", "measure_arena", "smallest_arena",
            "arena_invokes", "score_int8", "tflite_weight_sparsity", "float_max_abs_diff", "Gate",
@@ -327,6 +330,31 @@ def float_max_abs_diff(float_flat, reference, x):
     keras_out = reference.predict(x, verbose=0)
     lite_out = LiteRTRunner(float_flat).run_float(x)
     return float(np.max(np.abs(keras_out - lite_out))), max(1.0, float(np.max(np.abs(keras_out))))
+
+
+# -- budgets: the config section of the run's own bounds --------------------------------
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    """Optional limits; a run that breaks one exits 1."""
+
+    max_flash_bytes: typing.Optional[int] = None
+    """Largest ``.tflite`` size."""
+    max_arena_bytes: typing.Optional[int] = None
+    """Largest arena (with margin)."""
+    min_int8_accuracy: typing.Optional[float] = None
+    """Smallest TFLM int8 test accuracy."""
+    max_int8_drop: typing.Optional[float] = None
+    """Largest drop from the float student's to the TFLM int8 accuracy."""
+
+    def __post_init__(self):
+        for k in ("max_flash_bytes", "max_arena_bytes"):
+            v = getattr(self, k)
+            require(v is None or v > 0, k, "must be > 0 or null", v)
+        for k in ("min_int8_accuracy", "max_int8_drop"):
+            v = getattr(self, k)
+            require(v is None or 0 <= v <= 1, k, "must be in [0, 1] or null", v)
+
 
 
 # -- gates and the report -----------------------------------------------------------------
