@@ -434,3 +434,26 @@ def test_eval_on_a_damaged_run_folder_is_one_line(tmp_path, fake_run, damage, na
     res = _invoke("eval", run, "--data", clips)
     assert res.exit_code == 2, res.output
     assert str(target) in _last_line(res) and why in _last_line(res)
+
+
+def test_a_huge_zoo_model_is_refused_before_its_weights_exist(tmp_path, data):
+    cfg = _config(tmp_path, data, "student: {model: ds_cnn, params: {channels: 200000, blocks: 1}}\n")
+    cfg.write_text(cfg.read_text().replace(
+        "student: {model: ds_cnn, params: {channels: 4, blocks: 1}}\n", ""))
+    res = _invoke("run", cfg, "--out", tmp_path / "run", "--stop-after", "data")
+    assert res.exit_code == 2, res.output
+    assert _last_line(res).startswith("Error: student.params: the model has ")
+    assert _last_line(res).endswith(f"parameters, more than the {limits.MAX_MODEL_PARAMS:,} limit")
+    assert not (tmp_path / "run").exists()
+
+
+def test_stale_tensorboard_files_of_a_killed_attempt_are_removed(tmp_path, data):
+    cfg = load(_config(tmp_path, data))
+    out = tmp_path / "run"
+    run_pipeline(cfg, str(out), echo=lambda *_: None, tty=False, stop_after="data")
+    stale = out / "logs" / "distill_gen0" / "train"
+    stale.mkdir(parents=True)
+    (stale / "events.out.tfevents.1.killed").write_bytes(b"half an attempt")
+    run_pipeline(cfg, str(out), resume=True, echo=lambda *_: None, tty=False, stop_after="distill")
+    assert not (stale / "events.out.tfevents.1.killed").exists()
+    assert json.loads((out / "distill" / "done.json").read_text())["metrics"]

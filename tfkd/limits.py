@@ -159,6 +159,8 @@ def count_params_unallocated(build):
     import tensorflow as tf
 
     with tf.Graph().as_default():
+        # This graph's own seed: with op determinism on, random ops (dropout) need one.
+        tf.compat.v1.set_random_seed(0)
         return int(build().count_params())
 
 

@@ -119,7 +119,13 @@ def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after
     tty = sys.stdout.isatty() if tty is None else tty
     # First: a multi-worker strategy must exist before TensorFlow runs any op.
     strategy = distribute.resolve(cfg.distribute.strategy, tpu=cfg.distribute.tpu)
+    if not distribute.is_chief():  # another worker of a cluster: trains, writes no run folder
+        from tfkd.pipeline.worker import run_worker
+
+        return run_worker(cfg, out_dir, strategy, resume=resume, echo=echo, tty=tty,
+                          stop_after=stop_after)
     run = RunFolder(out_dir)
+    _check_model_sizes(cfg)
     lock = _claim(out_dir, resume)
     try:
         return _run_stages(cfg, run, strategy, resume=resume, echo=echo, tty=tty,
@@ -207,6 +213,39 @@ class _FolderLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _check_model_sizes(cfg):
+    """Refuses zoo models beyond ``limits.MAX_MODEL_PARAMS`` before any weight exists.
+
+    Each model is counted in a TensorFlow graph that is never run (see
+    :func:`tfkd.limits.count_params_unallocated`), so a config asking for billions of
+    parameters costs a fraction of a second, not all memory. Models that cannot be
+    built are left to their stage, which names the problem.
+    """
+    from tfkd import limits
+    from tfkd.data import frontend
+    from tfkd.models import build as build_model
+
+    d = cfg.data
+    n = len(d.labels) if d.labels is not None else \
+        max(2, len(speech.label_folders(d.path))) if d.path is not None else len(speech.KWS12)
+    shape = frontend.feature_shape(cfg.features)
+    specs = [("student.params", cfg.student.model, cfg.student.params)]
+    if cfg.teacher is not None and cfg.teacher.path is None:
+        specs.append(("teacher.params", cfg.teacher.model, cfg.teacher.params))
+    specs += [(f"distill.assistants[{i}].params", a.model, a.params)
+              for i, a in enumerate(cfg.distill.assistants)]
+    for key, model, params in specs:
+        try:
+            count = limits.count_params_unallocated(
+                lambda model=model, params=params: build_model(model, shape, n, **params))
+        except Exception:  # noqa: BLE001 - not buildable: the stage says why, in one line
+            continue
+        try:
+            limits.check_model_params(count, key)
+        except ValueError as e:
+            raise RunError(str(e)) from None
 
 
 def _data_manifest(cfg):
