@@ -344,8 +344,11 @@ class FeatureStore:
 
         ds = tf.data.Dataset.zip((ds, rnd)).map(parse).prefetch(2)
         options = tf.data.Options()
-        if shard is not None:  # already sharded per worker: no second, automatic sharding
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        # Already sharded per worker: no second, automatic sharding. Otherwise a
+        # multi-worker strategy shards by element (a split may have fewer files than workers).
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF if shard is not None
+            else tf.data.experimental.AutoShardPolicy.DATA)
         return ds.with_options(options)
 
     def labels_of(self, split):
