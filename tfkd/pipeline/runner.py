@@ -27,7 +27,7 @@ from tfkd.pipeline import stages as stage_lib
 from tfkd.pipeline.artifacts import RunFolder, save
 from tfkd.verify import BudgetError, budget_gates
 
-__all__ = ["RunError", "BudgetError", "run_pipeline", "stage_key", "check_budgets", "RUN_MARKER",
+__all__ = ["RunError", "BudgetError", "run_pipeline", "stage_key", "next_key", "check_budgets", "RUN_MARKER",
            "mark_run_folder"]
 
 try:
@@ -248,6 +248,20 @@ def _check_model_sizes(cfg):
             raise RunError(str(e)) from None
 
 
+def next_key(stage, cfg, raw, keys):
+    """A stage's key (:func:`stage_key`) from the keys of the stages finished before it.
+
+    Args:
+      stage: the :class:`tfkd.pipeline.stages.Stage`.
+      cfg: the config; raw: the same as plain data (:func:`tfkd.config.to_dict`).
+      keys: ``{stage name: key}`` of the stages before it (absent: disabled).
+    """
+    inputs_keys = {src: keys[src] for src in stage.inputs.values() if src in keys}
+    if stage.name == "data":  # the data, not only the config: clips added, removed, replaced
+        inputs_keys["data files"] = _data_manifest(cfg)
+    return stage_key(stage, raw, inputs_keys)
+
+
 def _data_manifest(cfg):
     """What the data stage reads besides its config: the folder's files, sizes and times."""
     if cfg.data.path is None:
@@ -278,10 +292,7 @@ def _run_stages(cfg, run, strategy, *, resume, echo, tty, stop_after):
             continue
         name = stage.name
         reads = {arg: src for arg, src in stage.inputs.items() if src in keys}
-        inputs_keys = {src: keys[src] for src in reads.values()}
-        if name == "data":  # the data, not only the config: clips added, removed, replaced
-            inputs_keys["data files"] = _data_manifest(cfg)
-        keys[name] = stage_key(stage, raw, inputs_keys)
+        keys[name] = next_key(stage, cfg, raw, keys)
         try:
             record = run.record(name) if resume else None
         except ValueError:  # a damaged done.json: not ours to replace without asking
