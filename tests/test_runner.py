@@ -4,11 +4,15 @@ import os
 
 import pytest
 
-from tfkd.config import PipelineConfig, to_dict
+from tfkd.config import ModelConfig, PipelineConfig, to_dict
 from tfkd.pipeline import runner, stages
 from tfkd.pipeline.artifacts import Firmware
 from tfkd.pipeline.runner import RunError, run_pipeline, stage_key
 from tfkd.pipeline.stages import STAGES, Stage
+
+
+#: A config whose models are tiny (the runner builds them to check their size).
+SMALL = PipelineConfig(teacher=None, student=ModelConfig(model="tiny_conv", params={"filters": 2}))
 
 
 def _fake_stages(tiny_data, calls):
@@ -36,7 +40,7 @@ def _run(tmp_path, cfg, **kw):
 
 
 def test_stages_get_their_inputs_and_resume_skips_unchanged(tmp_path, fake):
-    cfg = PipelineConfig()
+    cfg = SMALL
     m = _run(tmp_path, cfg)
     assert m["export"] == {"n": 3} and (tmp_path / "run" / "export" / "m.txt").read_text() == "a,b,c"
     assert [c[0] for c in fake] == ["data", "export"]
@@ -61,18 +65,18 @@ def test_a_stage_sees_only_the_sections_it_declares(tmp_path, monkeypatch):
 
     monkeypatch.setattr(stages, "STAGES", (Stage(name="data", run=sneaky, config=("seed",)),))
     with pytest.raises(AttributeError, match="distill"):
-        _run(tmp_path, PipelineConfig())
+        _run(tmp_path, SMALL)
     assert not (tmp_path / "run" / "data").exists()  # a failed stage leaves no finished folder
 
 
 def test_stage_seeds_differ_per_stage_and_follow_the_master_seed(tmp_path, fake):
-    m1 = _run(tmp_path, PipelineConfig(seed=1))
-    m2 = run_pipeline(PipelineConfig(seed=2), str(tmp_path / "other"), echo=lambda *_: None)
+    m1 = _run(tmp_path, dataclasses.replace(SMALL, seed=1))
+    m2 = run_pipeline(dataclasses.replace(SMALL, seed=2), str(tmp_path / "other"), echo=lambda *_: None)
     assert m1["data"]["seed_used"] != m2["data"]["seed_used"]
 
 
 def test_stop_after(tmp_path, fake):
-    m = _run(tmp_path, PipelineConfig(), stop_after="data")
+    m = _run(tmp_path, SMALL, stop_after="data")
     assert "data" in m and "export" not in m and not (tmp_path / "run" / "export").exists()
 
 
