@@ -190,7 +190,8 @@ def write_report(out_dir, study, *, wall_s=None):
              f"{len(rows)} trials: {counts['trained']} trained, {counts['rejected']} rejected by the "
              f"feasibility check before training, {counts['failed']} failed"
              + (f", {counts['running']} running" if counts["running"] else "")
-             + (f"; wall time {wall_s:.0f} s." if wall_s is not None else "."), "",
+             + (f"; wall time {wall_s:.0f} s (summed over the runs and processes that worked on "
+                "this study)." if wall_s is not None else "."), "",
              f"**{winner_line(win)}**", "",
              "## Pareto front", "",
              "Accuracy: TFLite Micro int8 on the validation split (the objective) and the test "
