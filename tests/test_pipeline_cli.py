@@ -9,22 +9,10 @@ from click.testing import CliRunner
 from tfkd import verify
 from tfkd.cli import cli
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
-MINI = os.path.abspath(os.path.join(ROOT, "tfkd", "assets", "speech_commands_mini"))
+from tinyrun import MINI, tiny
 
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "data": {"path": MINI, "labels": ["yes", "no", "up", "down", "left", "right", "on", "off",
-                                      "stop", "go", "_silence_", "_unknown_"],
-             "augment": {"views": 2}},
-    "teacher": {"model": "ds_cnn", "params": {"channels": 16, "blocks": 1}, "epochs": 2, "batch_size": 16},
-    "student": {"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}},
-    "distill": {"epochs": 2, "batch_size": 16},
-    "prune": {"method": "structured", "ratio": 0.5, "epochs": 1},
-    "quantize": {"representative_samples": 20, "min_agreement": 0.5},
-    "export": {"golden_vectors": 1},
-}
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+TINY = tiny()
 
 pytestmark = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
 slow = pytest.mark.slow
