@@ -253,6 +253,22 @@ def test_dry_run_is_deterministic_and_counts_fits():
     assert f"{fits} of 3 sampled candidates fit the budget (flash 6.0 KB)" in first.output
 
 
+@pytest.mark.slow
+def test_missing_tflite_micro_stops_the_search_with_one_line(monkeypatch, tmp_path):
+    from tfkd.verify import TFLMUnavailableError
+
+    def unavailable(flat):
+        raise TFLMUnavailableError("TFLite Micro figures need the 'tflite-micro' package")
+
+    monkeypatch.setattr(feasibility, "measure_arena", unavailable)
+    for extra in (["--dry-run", "--samples", "2"], ["--out", str(tmp_path / "s")]):
+        r = _invoke("search", QUICKSTART, "--budget", "flash=7KB", *extra, *_sets(FAST + SMALL_SPACE))
+        assert r.exit_code == 1
+        assert r.output.strip().splitlines()[-1].startswith(
+            "Error: TFLMUnavailableError: TFLite Micro figures need the 'tflite-micro' package")
+    assert not (tmp_path / "s" / "trials").exists()
+
+
 # -- a small search end to end ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")

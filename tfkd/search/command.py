@@ -55,9 +55,21 @@ def search(pipeline, budget, trials, out_dir, resume, overrides, dry_run, sample
     for line in settings.off:
         click.echo(f"  not searched: {line}")
     if dry_run:
-        _dry_run(cfg, settings)
+        try:
+            _dry_run(cfg, settings)
+        except Exception as e:  # one line, unless --verbose
+            _fail(e, verbose, "")
         return
     _search(cfg, settings, out_dir or os.path.join("searches", cfg.name), resume, verbose)
+
+
+def _fail(error, verbose, hint):
+    if verbose:
+        raise error
+    msg = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    click.echo(f"Error: {type(error).__name__}: {msg} (run again with --verbose for the "
+               f"traceback{hint})", err=True)
+    sys.exit(1)
 
 
 def _dry_run(cfg, settings):
@@ -89,12 +101,7 @@ def _search(cfg, settings, out_dir, resume, verbose):
                    "continue with --resume", err=True)
         sys.exit(130)
     except Exception as e:  # one line, unless --verbose
-        if verbose:
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        click.echo(f"Error: {type(e).__name__}: {msg} (run again with --verbose for the "
-                   "traceback; --resume continues the study)", err=True)
-        sys.exit(1)
+        _fail(e, verbose, "; --resume continues the study")
     wall = study.user_attrs.get("wall_s", 0.0) + time.perf_counter() - start
     study.set_user_attr("wall_s", wall)
     rows, front, win = write_report(out_dir, study, wall_s=wall)

@@ -34,7 +34,7 @@ from tfkd.pipeline import runner as runner_lib
 from tfkd.pipeline.runner import BudgetError, run_pipeline
 from tfkd.search import feasibility
 from tfkd.search.space import candidate_config, format_figure
-from tfkd.verify import score_int8
+from tfkd.verify import TFLMUnavailableError, score_int8
 
 __all__ = ["SearchError", "open_study", "run_search", "dry_run", "DIRECTIONS", "STUDY_NAME"]
 
@@ -234,6 +234,8 @@ class _Objective:
             return self._reject(trial, head, f"config refused: {e}")
         try:
             sizes, cached = self.cache.get(tcfg, self.labels)
+        except TFLMUnavailableError:
+            raise  # no candidate can be measured: the search stops with this one line
         except (ValueError, RuntimeError) as e:  # build or conversion refused
             return self._reject(trial, head, f"{type(e).__name__}: {str(e).splitlines()[0]}")
         trial.set_user_attr("values", values)
@@ -347,6 +349,8 @@ def dry_run(cfg, settings, *, echo=print):
             tcfg, _ = candidate_config(cfg, values, settings.budget)
             sizes, _ = cache.get(tcfg, labels)
             broken = settings.budget.broken(sizes.flash_bytes, sizes.arena_bytes, sizes.macs)
+        except TFLMUnavailableError:
+            raise
         except (ValueError, RuntimeError) as e:
             sizes, broken = None, [f"{type(e).__name__}: {str(e).splitlines()[0]}"]
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
