@@ -175,14 +175,16 @@ def nb2():
             "from tfkd.report import format_table, summary_rows\nprint(format_table(summary_rows(metrics)))"),
         nbf.v4.new_code_cell(
             "from IPython.display import Image, display, Audio\n"
+            "from tfkd.pipeline import artifacts  # knows every file of a run folder\n"
+            "run = artifacts.RunFolder(out)\n"
             "for name in ('training_curves', 'accuracy_per_stage', 'confusion_int8'):\n"
-            "    display(Image(os.path.join(out, 'plots', name + '.png')))"),
+            "    display(Image(run.plot(name + '.png')))"),
         nbf.v4.new_code_cell("print(json.dumps({k: {kk: vv for kk, vv in v.items() if not isinstance(vv, (dict, list))} for k, v in metrics.items()}, indent=1))"),
         nbf.v4.new_markdown_cell("## One clip and its features\n\nThe model sees TFLite Micro's microfrontend "
                                  "features (49 frames × 40 channels), computed with the settings saved in the run."),
         nbf.v4.new_code_cell(
             "import matplotlib.pyplot as plt\nfrom tfkd.data import frontend, speech, wav\n"
-            "fp = frontend.FeatureParams.load(os.path.join(out, 'data', 'features.json'))\n"
+            "fp = artifacts.load_feature_params(run.stage('data'))\n"
             "clip_path = sorted(e.path for e in speech.scan(cfg.data.path, cfg.data.labels).entries if e.path and '/yes/' in e.path)[0]\n"
             "clip = wav.load_clip(clip_path, fp.sample_rate, fp.clip_samples)\n"
             "display(Audio(clip, rate=fp.sample_rate))\n"
@@ -197,7 +199,7 @@ def nb2():
             "the microfrontend sources, which `libtensorflow-microlite.a` does not contain). On a device, feed each "
             "frontend value through `<name>::FeatureToInt8`, which saturates instead of wrapping around."),
         nbf.v4.new_code_cell(
-            "export = os.path.join(out, 'export')\n"
+            "export = run.stage('export')\n"
             "print(sorted(os.listdir(export)))\n"
             "print(open(os.path.join(export, 'main.cc')).read())"),
     ]
