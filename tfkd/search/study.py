@@ -31,6 +31,7 @@ import optuna
 from tfkd.config import ConfigError, to_dict
 from tfkd.pipeline.artifacts import RunFolder, load_data, load_quantized
 from tfkd.pipeline import runner as runner_lib
+from tfkd.pipeline import stages as stage_lib
 from tfkd.pipeline.runner import BudgetError, run_pipeline
 from tfkd.search import feasibility
 from tfkd.search.space import candidate_config, format_figure
@@ -41,8 +42,6 @@ __all__ = ["SearchError", "open_study", "run_search", "dry_run", "DIRECTIONS", "
 STUDY_NAME = "tfkd-search"
 #: validation TFLM accuracy, flash bytes, arena bytes.
 DIRECTIONS = ("maximize", "minimize", "minimize")
-#: The stages every trial with the same (seed, data, features, teacher) shares.
-_SHARED_SECTIONS = ("seed", "data", "features", "teacher")
 
 
 class SearchError(RuntimeError):
@@ -153,20 +152,33 @@ def _shared_stages(cfg):
     return ("data", "teacher") if cfg.teacher is not None else ("data",)
 
 
+def _shared_keys(cfg):
+    """The runner's keys of the shared stages (``{name: key}``), computed as it does."""
+    raw, keys = to_dict(cfg), {}
+    for stage in stage_lib.STAGES:
+        if stage.name in _shared_stages(cfg) and stage.enabled(cfg):
+            keys[stage.name] = runner_lib.next_key(stage, cfg, raw, keys)
+    return keys
+
+
 def prepare_shared(cfg, out_dir, echo):
     """Runs (once, under a file lock) the data and teacher stages of ``cfg``'s feature setting.
+
+    The shared folder is named by the last shared stage's key, so trials whose data and
+    teacher stages would be the same (same seed, data files, features and teacher) share it.
 
     Returns:
       The shared run folder.
     """
-    raw = to_dict(cfg)
-    folder = os.path.join(out_dir, "shared", _hash({k: raw.get(k) for k in _SHARED_SECTIONS}))
-    os.makedirs(os.path.dirname(folder), exist_ok=True)
     stages = _shared_stages(cfg)
+    keys = _shared_keys(cfg)
+    folder = os.path.join(out_dir, "shared", keys[stages[-1]])
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
     with _locked(folder + ".lock"):
-        if all(RunFolder(folder).record(s) for s in stages):
+        records = [RunFolder(folder).record(s) for s in stages]
+        if all(r is not None and r.get("key") == keys[s] for r, s in zip(records, stages)):
             return folder
-        log = os.path.join(out_dir, "shared", os.path.basename(folder) + ".log")
+        log = folder + ".log"
         echo(f"  shared stages {', '.join(stages)} for features "
              f"{cfg.features.num_channels} ch x {cfg.features.num_frames} frames "
              f"(log: {os.path.relpath(log, out_dir)})")
@@ -180,8 +192,7 @@ def _seed_run(shared, run_dir, stages):
     """Copies the shared stage folders and their metrics into a fresh trial run folder,
     so that ``run_pipeline(..., resume=True)`` skips them (their records match)."""
     os.makedirs(run_dir, exist_ok=True)
-    if hasattr(runner_lib, "mark_run_folder"):  # runners that only continue their own folders
-        runner_lib.mark_run_folder(run_dir)
+    runner_lib.mark_run_folder(run_dir)  # the runner continues only folders marked as its own
     src, dst = RunFolder(shared), RunFolder(run_dir)
     metrics = {}
     for s in stages:
