@@ -10,7 +10,10 @@ Accuracy is scored on validation + test pooled (speakers never heard in training
 split of the dev set alone is too few clips to separate recipes), mean ± sample standard
 deviation over the seeds. Configurations that share a teacher share one run folder per
 seed: the data and teacher stages run once (``--resume`` skips them), so "min" counts the
-student's stages only and the teacher's minutes are in their own column.
+student's stages only (plus data and teacher for the first configuration of a folder)
+and the teacher's minutes are in their own column (mean over the teachers this
+invocation trained). "s/epoch" is the distill stage's seconds per epoch (for ``cached``
+including the one-off teacher pass over every view).
 
 Usage:
   python benchmarks/teacher_gap.py [DATA] [--seeds 3] [--out runs/teacher_gap]
@@ -143,7 +146,7 @@ def main():
         print(f"{name:38s} {_fmt(col['teacher']):>13s} {_fmt(col['float']):>13s} "
               f"{_fmt(col['int8']):>13s} {_fmt(col['gap']):>13s} {rs[0]['params']:6d} "
               f"{rs[0]['flash']:7d} {rs[0]['arena']:7d} {np.mean(col['s_per_epoch']):7.2f} "
-              f"{np.mean(col['minutes']):5.1f} {np.mean(col['teacher_minutes']):11.1f}")
+              f"{np.mean(col['minutes']):5.1f} {np.nanmean(col['teacher_minutes']):11.1f}")
         if "members" in rs[0]:
             members = [a for r in rs for a in r["members"]]
             print(f"{'':38s} each teacher alone: {_fmt(members)} ({len(members)} teachers)")
