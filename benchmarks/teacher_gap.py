@@ -10,9 +10,8 @@ Accuracy is scored on validation + test pooled (speakers never heard in training
 split of the dev set alone is too few clips to separate recipes), mean ± sample standard
 deviation over the seeds. Configurations that share a teacher share one run folder per
 seed: the data and teacher stages run once (``--resume`` skips them), so "min" counts the
-student's stages only (plus data and teacher for the first configuration of a folder)
-and the teacher's minutes are in their own column (mean over the teachers this
-invocation trained). "s/epoch" is the distill stage's seconds per epoch (for ``cached``
+student's stages only (distill, prune, quantize, export) and the teacher's minutes are
+in their own column (mean over the teachers this invocation trained). "s/epoch" is the distill stage's seconds per epoch (for ``cached``
 including the one-off teacher pass over every view).
 
 Usage:
@@ -85,7 +84,9 @@ def one(data, seed, name, overrides, folder, extra):
         "float": _pooled(m["prune"]["accuracy"], _val_of_prune(run, m), n_test, n_val),
         "int8": _pooled(m["quantize"]["accuracy_tflm"], val_tflm, n_test, n_val),
         "flash": m["export"]["tflite_bytes"], "arena": m["export"]["arena_bytes_host"],
-        "params": m["prune"]["params"], "minutes": minutes,
+        "params": m["prune"]["params"],
+        "minutes": sum(timings[k] for k in ("distill", "prune", "quantize", "export")) / 60,
+        "wall_minutes": minutes,
         "teacher_minutes": timings.get("teacher", float("nan")) / 60,
         "s_per_epoch": timings["distill"] / cfg.distill.epochs,
     }
