@@ -117,6 +117,11 @@ def test_search_overrides_set_ranges_choices_and_fixed_values():
      "search.space.temperature.log: needs low > 0 and no step"),
     ("search.space.first_stride=[[2, 0]]",
      "search.space.first_stride: choices must be [time, frequency] strides >= 1, got [2, 0]"),
+    ("search.space.channels=[0, 8]", "search.space.channels: must be >= 1, got 0..8"),
+    ("search.space.prune_ratio=[0, 1.0]",
+     "search.space.prune_ratio: 1.0 is refused (prune.ratio: must be in [0, 1), got 1.0)"),
+    ("search.space.first_stride={low: 1, high: 2}", "search.space.first_stride: give "
+     "{choices: [[time, frequency], ...]} or one [time, frequency] pair"),
     ("search.colour=blue", "search.colour: unknown key (allowed: budget, trials, sampler, seed, "
      "startup_trials, samples, space)"),
 ])

@@ -252,6 +252,10 @@ def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
 def _dimension(name, key, spec, default, prefix):
     """Builds a :class:`Dimension` from its YAML form (see the module docstring)."""
     k = f"{prefix}.{name}"
@@ -260,6 +264,9 @@ def _dimension(name, key, spec, default, prefix):
     if spec is None:
         return None
     if isinstance(spec, dict):
+        if pair and set(spec) != {"choices"}:
+            raise ConfigError(f"{k}: give {{choices: [[time, frequency], ...]}} or one "
+                              "[time, frequency] pair")
         allowed = {"low", "high", "step", "log", "choices"}
         bad = [x for x in spec if x not in allowed]
         if bad:
@@ -298,6 +305,8 @@ def _range(name, key, spec, k, integer):
     if log and (low <= 0 or step):
         raise ConfigError(f"{k}.log: needs low > 0 and no step")
     if integer:
+        if low < 1:  # the zoo reads 0 channels or blocks as "the preset"
+            raise ConfigError(f"{k}: must be >= 1, got {low!r}..{high!r}")
         low, high, step = int(low), int(high), int(step) if step else None
     return Dimension(name=name, key=key, low=low, high=high, step=step, log=log, integer=integer)
 
@@ -306,11 +315,13 @@ def _choices(name, key, values, k, integer, pair):
     if not isinstance(values, list) or not values:
         raise ConfigError(f"{k}.choices: must be a non-empty list, got {values!r}")
     for v in values:
-        ok = (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x >= 1 for x in v)) \
-            if pair else (isinstance(v, int) and not isinstance(v, bool) if integer else _number(v))
+        if pair:
+            ok = isinstance(v, list) and len(v) == 2 and all(_whole(x) for x in v)
+        else:
+            ok = _whole(v) if integer else _number(v)
         if not ok:
             what = "[time, frequency] strides >= 1" if pair else \
-                ("whole numbers" if integer else "numbers")
+                ("whole numbers >= 1" if integer else "numbers")
             raise ConfigError(f"{k}: choices must be {what}, got {v!r}")
     if len({repr(v) for v in values}) != len(values):
         raise ConfigError(f"{k}: duplicate choices in {values!r}")
@@ -395,11 +406,25 @@ def parse_search(cfg, section, overrides=(), budget_text=None):
             off.append(f"{name}: off (search.space.{name}: null)")
             continue
         dims.append(dim)
+    _check_ends(cfg, dims)
     try:
         b = Budget(**budget)
     except TypeError as e:  # pragma: no cover - names were checked above
         raise ConfigError(f"{p}.budget: {e}") from None
     return SearchSettings(budget=b, sampler=sampler, space=tuple(dims), off=tuple(off), **ints)
+
+
+def _check_ends(cfg, dims):
+    """Builds the pipeline config at each end (or choice) of every dimension, so that a
+    range the pipeline refuses is reported now, under its search key, not at a trial."""
+    for d in dims:
+        for value in d.choices if d.choices is not None else (d.low, d.high):
+            if d.integer and d.choices is None:
+                value = int(value)
+            try:
+                candidate_config(cfg, {d.name: value}, Budget())
+            except ConfigError as e:
+                raise ConfigError(f"search.space.{d.name}: {value!r} is refused ({e})") from None
 
 
 def _set(raw, dotted, value):
