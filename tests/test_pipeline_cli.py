@@ -94,7 +94,7 @@ def test_eval_scores_a_run(full_run):
     assert {"accuracy_int8", "accuracy_tflm", "accuracy_float", "n"} <= set(r) and r["n"] == 54
     # What each stage cost on these clips, recomputed here from the run's own files.
     import numpy as np
-    from tfkd._keras import keras
+    from tfkd import keras
     from tfkd.data import frontend, speech
     from tfkd.pipeline import artifacts
     from tfkd.pipeline.evaluate import eval_entries
@@ -148,7 +148,7 @@ def test_budget_violation_exits_1(full_run, tmp_path):
 
 @slow
 def test_failing_stage_keeps_earlier_stages(tmp_path):
-    from tfkd._keras import keras
+    from tfkd import keras
     wrong = keras.Sequential([keras.layers.Input((49, 40, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
     wrong.save(tmp_path / "t.keras")
     cfg = _write(tmp_path, {**TINY, "teacher": {"path": str(tmp_path / "t.keras")}})
