@@ -127,12 +127,18 @@ def _plot(path, rows, front, budget):
             ax.annotate(str(r.number), (r.metrics["tflite_bytes"] / _KB,
                                         r.metrics["accuracy_tflm_val"]),
                         textcoords="offset points", xytext=(4, 4), fontsize=8)
+    rejected = [r for r in rows if r.state == "rejected" and r.sizes]
+    if rejected:  # a rug at the bottom: where the feasibility check cut
+        floor = ax.get_ylim()[0] if trained else 0.0
+        ax.scatter([r.sizes["flash_bytes"] / _KB for r in rejected], [floor] * len(rejected),
+                   marker="x", color="tab:red", s=24, label="rejected before training",
+                   clip_on=False)
     if budget.get("flash"):
         ax.axvline(budget["flash"] / _KB, color="tab:red", linestyle="--", label="flash budget")
     ax.set_xlabel("flash: int8 .tflite (KB)")
     ax.set_ylabel("TFLite Micro int8 accuracy (validation)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -164,6 +164,7 @@ class Dimension:
                                    log=self.log)
 
     def describe(self):
+        """``[16, 64] step 8``, ``[1, 8] log`` or ``{2x1, 2x2}`` for logs and reports."""
         if self.choices is not None:
             return "{" + ", ".join(str(_label(c)) for c in self.choices) + "}"
         step = f" step {self.step:g}" if self.step else ""
