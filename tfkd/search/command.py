@@ -84,7 +84,8 @@ def _dry_run(cfg, settings):
     if fits:
         flash = sorted(r[1].flash_bytes for r in fits)
         arena = sorted(r[1].arena_bytes for r in fits)
-        click.echo(f"fitting candidates: flash {flash[0]}..{flash[-1]} B, arena {arena[0]}..{arena[-1]} B")
+        click.echo(f"fitting candidates: flash {flash[0]}..{flash[-1]} B, "
+                   f"arena {arena[0]}..{arena[-1]} B")
 
 
 def _search(cfg, settings, out_dir, resume, verbose):

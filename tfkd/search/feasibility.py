@@ -154,7 +154,8 @@ def _size_key(cfg, labels):
     p = cfg.prune
     return json.dumps({"model": cfg.student.model, "params": cfg.student.params,
                        "features": dataclasses.asdict(cfg.features), "labels": labels,
-                       "prune": [p.method, p.ratio if p.method == "structured" else 0, list(p.exclude)],
+                       "prune": [p.method, p.ratio if p.method == "structured" else 0,
+                                 list(p.exclude)],
                        "margin": cfg.export.arena_margin}, sort_keys=True, default=str)
 
 

@@ -157,9 +157,11 @@ def winner_line(row, out_dir=None):
     where = os.path.join("front", front_yaml_name(row))
     if out_dir:
         where = os.path.join(out_dir, where)
-    return (f"Best within the budget: trial {row.number} ({', '.join(f'{k}={_value(v)}' for k, v in row.values.items())}): "
-            f"TFLM int8 accuracy {m['accuracy_tflm_val']:.4f} validation / {_acc(m.get('accuracy_tflm'))} test, "
-            f"flash {format_figure('flash', m['tflite_bytes'])}, arena {format_figure('arena', m['arena_bytes'])}, "
+    values = ", ".join(f"{k}={_value(v)}" for k, v in row.values.items())
+    return (f"Best within the budget: trial {row.number} ({values}): TFLM int8 accuracy "
+            f"{m['accuracy_tflm_val']:.4f} validation / {_acc(m.get('accuracy_tflm'))} test, "
+            f"flash {format_figure('flash', m['tflite_bytes'])}, "
+            f"arena {format_figure('arena', m['arena_bytes'])}, "
             f"{format_figure('macs', row.sizes.get('macs', 0))} MACs, {m.get('params')} params; "
             f"rebuild with `tfkd run {where}`")
 
@@ -180,21 +182,23 @@ def write_report(out_dir, study, *, wall_s=None):
     for r in front:
         header = (f"# tfkd search front point: trial {r.number} of {out_dir}\n"
                   f"# TFLM int8 accuracy {r.metrics['accuracy_tflm_val']:.4f} (validation), "
-                  f"{_acc(r.metrics.get('accuracy_tflm'))} (test); flash {r.metrics['tflite_bytes']} B, "
+                  f"{_acc(r.metrics.get('accuracy_tflm'))} (test); "
+                  f"flash {r.metrics['tflite_bytes']} B, "
                   f"arena {r.metrics['arena_bytes']} B (with margin)\n"
                   f"# Rebuild: tfkd run {os.path.join(front_dir, front_yaml_name(r))}\n")
         atomic_write(os.path.join(front_dir, front_yaml_name(r)),
                      header + yaml.safe_dump(r.config, sort_keys=False))
     _plot(os.path.join(out_dir, "pareto.png"), rows, front, budget)
-    counts = {s: sum(r.state == s for r in rows) for s in ("trained", "rejected", "failed", "running")}
+    counts = {s: sum(r.state == s for r in rows)
+              for s in ("trained", "rejected", "failed", "running")}
     names = [d for d in attrs.get("space", {})]
     lines = [f"# Search: {attrs.get('name', '')}", "",
              f"Budget: {_budget_text(budget)} (1 KB = 1024 B; arena = TFLite Micro's host arena "
              "plus `export.arena_margin`). "
              f"Sampler: Optuna {attrs.get('sampler', '')}, objectives: TFLM int8 validation "
              "accuracy ↑, flash ↓, arena ↓. "
-             f"{len(rows)} trials: {counts['trained']} trained, {counts['rejected']} rejected by the "
-             f"feasibility check before training, {counts['failed']} failed"
+             f"{len(rows)} trials: {counts['trained']} trained, {counts['rejected']} rejected by "
+             f"the feasibility check before training, {counts['failed']} failed"
              + (f", {counts['running']} running" if counts["running"] else "")
              + (f"; wall time {wall_s:.0f} s (summed over the runs and processes that worked on "
                 "this study)." if wall_s is not None else "."), "",
@@ -208,8 +212,9 @@ def write_report(out_dir, study, *, wall_s=None):
              "|" + "---|" * (8 + len(names))]
     for r in front:
         m = r.metrics
-        lines.append(f"| {r.number} | {_acc(m['accuracy_tflm_val'])} | {_acc(m.get('accuracy_tflm'))} | "
-                     f"{m['tflite_bytes']} | {m['arena_bytes']} | {r.sizes.get('macs', '')} | "
+        lines.append(f"| {r.number} | {_acc(m['accuracy_tflm_val'])} | "
+                     f"{_acc(m.get('accuracy_tflm'))} | {m['tflite_bytes']} | {m['arena_bytes']} | "
+                     f"{r.sizes.get('macs', '')} | "
                      f"{m.get('params', '')} | "
                      + " | ".join(_value(r.values.get(n, "")) for n in names)
                      + f" | [front/{front_yaml_name(r)}](front/{front_yaml_name(r)}) |")

@@ -358,9 +358,11 @@ def parse_search(cfg, section, overrides=(), budget_text=None):
         if unknown:
             raise ConfigError(f"{p}.budget.{unknown[0]}: unknown budget "
                               f"(allowed: {', '.join(BUDGET_NAMES)})")
-        budget = {n: parse_size(v, n, f"{p}.budget.{n}") for n, v in budget.items() if v is not None}
+        budget = {n: parse_size(v, n, f"{p}.budget.{n}") for n, v in budget.items()
+                  if v is not None}
     else:
-        raise ConfigError(f"{p}.budget: must be a mapping or flash=..,arena=..,macs=.., got {budget!r}")
+        raise ConfigError(f"{p}.budget: must be a mapping or flash=..,arena=..,macs=.., "
+                          f"got {budget!r}")
     if budget_text is not None:
         budget.update(parse_budget(budget_text))
     ints = {}

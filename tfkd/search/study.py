@@ -255,11 +255,12 @@ class _Objective:
         b = s.budget
         broken = b.broken(sizes.flash_bytes, sizes.arena_bytes, sizes.macs)
         took = "cached" if cached else f"{sizes.seconds:.1f} s"
+        figures = (sizes.flash_bytes, sizes.arena_bytes, sizes.macs)
         if broken:
-            _set_constraints(trial, b.constraints(sizes.flash_bytes, sizes.arena_bytes, sizes.macs))
-            return self._reject(trial, head, f"over budget ({'; '.join(broken)}; measured in {took})")
-        self.echo(f"{head}\n  feasible: {_sizes_line(sizes.flash_bytes, sizes.arena_bytes, sizes.macs)}"
-                  f" (measured in {took}); training")
+            _set_constraints(trial, b.constraints(*figures))
+            return self._reject(trial, head,
+                                f"over budget ({'; '.join(broken)}; measured in {took})")
+        self.echo(f"{head}\n  feasible: {_sizes_line(*figures)} (measured in {took}); training")
         return self._train(trial, tcfg, n)
 
     def _reject(self, trial, head, why):
@@ -295,9 +296,9 @@ class _Objective:
                       f"(log: {os.path.relpath(run_dir, self.out_dir)}/search.log)")
             raise _TrialFailed(msg) from None
         q, e = metrics["quantize"], metrics["export"]
+        macs = trial.user_attrs["sizes"]["macs"]
         b = self.settings.budget
-        _set_constraints(trial, b.constraints(e["tflite_bytes"], e["arena_bytes"],
-                                              trial.user_attrs["sizes"]["macs"]),
+        _set_constraints(trial, b.constraints(e["tflite_bytes"], e["arena_bytes"], macs),
                          budgets_ok=broke is None)
         if broke:
             trial.set_user_attr("note", f"infeasible: {broke}")
@@ -311,7 +312,7 @@ class _Objective:
             "seconds": round(time.perf_counter() - start, 1)})
         self.echo(f"  trained in {time.perf_counter() - start:.0f} s: TFLM int8 accuracy "
                   f"{val_acc:.4f} (validation), {q.get('accuracy_tflm', float('nan')):.4f} (test); "
-                  f"{_sizes_line(e['tflite_bytes'], e['arena_bytes'], trial.user_attrs['sizes']['macs'])}")
+                  f"{_sizes_line(e['tflite_bytes'], e['arena_bytes'], macs)}")
         return val_acc, float(e["tflite_bytes"]), float(e["arena_bytes"])
 
 
