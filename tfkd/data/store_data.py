@@ -50,8 +50,18 @@ class StoreData:
         return frontend.feature_shape(self.features)
 
     def steps_per_epoch(self, batch_size):
-        """Training batches per epoch (one view per clip; ``batch_size`` is the global batch)."""
+        """Training steps per epoch (one view per clip; ``batch_size`` is the global batch)."""
+        workers = distribute.worker()[0]
+        if workers > 1:
+            return self._worker_batches(batch_size, workers) * workers
         return int(np.ceil(self.num_train / batch_size))
+
+    def _worker_batches(self, batch_size, workers):
+        n = self.num_train // workers // batch_size
+        if n < 1:
+            raise ValueError(f"batch_size: {batch_size} is more than the {self.num_train} training "
+                             f"clips share per worker ({workers} workers)")
+        return n
 
     @staticmethod
     def _keras(ds, with_logits):
@@ -76,7 +86,13 @@ class StoreData:
         workers, index = distribute.worker()
         ds = self.store.batches("train", batch_size, view="random", shuffle=True, seed=seed,
                                 shuffle_buffer=self.shuffle_buffer,
-                                shard=(workers, index) if workers > 1 else None)
+                                shard=(workers, index) if workers > 1 else None,
+                                drop_remainder=workers > 1)
+        if workers > 1:
+            # Every worker must take the same number of steps, none of them on an empty
+            # batch (the strategy splits each global batch between the replicas): whole
+            # batches only, as many on each worker.
+            ds = ds.take(self._worker_batches(batch_size, workers))
         if logits is not None:
             ds = join_logits(ds, logits)
         return self._keras(ds, logits is not None).prefetch(2)
