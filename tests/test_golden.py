@@ -49,7 +49,6 @@ def test_tflite_micro_says_the_recorded_labels_and_outputs():
     assert [RECORD["labels"][i] for i in out.argmax(-1)] == RECORD["expected"] == ["yes", "no", "up", "down"]
 
 
-@pytest.mark.slow
 def test_the_keras_model_converts_to_the_same_bytes():
     model = keras.models.load_model(os.path.join(GOLDEN, "kws_tiny.keras"), compile=False)
     assert q.convert_int8(model, FEATURES) == FLAT
