@@ -51,6 +51,7 @@ CONFIGS = {
     "consistent+mixup": (SMALL + CONSISTENT + MIXUP, "resnet"),
     "consistent": (SMALL + CONSISTENT, "resnet"),
     "consistent+mixup x2 epochs": (SMALL + CONSISTENT + MIXUP + ["distill.epochs=64"], "resnet"),
+    "cached x2 epochs": (SMALL + ["distill.epochs=64"], "resnet"),
     "cached, today's S pruned": ([], "resnet"),
     "ensemble3 + consistent+mixup": (SMALL + CONSISTENT + MIXUP + ["teacher.ensemble=3"], "ens3"),
     "consistent teacher + consistent+mixup": (SMALL + CONSISTENT + MIXUP + ["teacher.mode=consistent"],
@@ -131,12 +132,17 @@ def main():
             overrides, group = CONFIGS[name]
             folder = os.path.join(args.out, f"seed{seed}_{group}")
             rows[name].append(one(data, seed, name, overrides, folder, args.extra))
-    print(f"\npipelines/kws_micro.yaml on {data}; {args.seeds} seeds; accuracy on validation + "
+        table(rows, data, seed + 1, args.extra)
+
+
+def table(rows, data, seeds, extra):
+    """Prints the table of the seeds finished so far."""
+    print(f"\npipelines/kws_micro.yaml on {data}; {seeds} seed(s); accuracy on validation + "
           "test pooled, mean ± sample std")
-    if args.extra:
-        print(f"extra overrides: {' '.join(args.extra)}")
+    if extra:
+        print(f"extra overrides: {' '.join(extra)}")
     print("overrides per configuration:")
-    for name in args.configs:
+    for name in rows:
         print(f"  {name}: {' '.join(CONFIGS[name][0]) or '(none)'}")
     head = (f"\n{'configuration':38s} {'teacher':>13s} {'student float':>13s} {'int8 TFLM':>13s} "
             f"{'gap':>13s} {'params':>6s} {'flash B':>7s} {'arena B':>7s} {'s/epoch':>7s} "
@@ -153,7 +159,7 @@ def main():
             print(f"{'':38s} each teacher alone: {_fmt(members)} ({len(members)} teachers)")
     print("\nper seed (int8 TFLM, pooled):")
     for name, rs in rows.items():
-        print(f"  {name:38s} " + " ".join(f"{r['int8']:.3f}" for r in rs))
+        print(f"  {name:38s} " + " ".join(f"{r['int8']:.3f}" for r in rs), flush=True)
 
 
 if __name__ == "__main__":
