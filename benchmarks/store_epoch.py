@@ -85,6 +85,8 @@ def main(argv=None):
             s = statistics.median(times[(kind, "store")])
             m = statistics.median(times[(kind, "memory")])
             print(f"{kind:8s} store {s:.2f} s/epoch, memory {m:.2f} s/epoch, ratio {s / m:.3f}")
+            print("  store: " + " ".join(f"{t:.2f}" for t in times[(kind, "store")]))
+            print("  memory: " + " ".join(f"{t:.2f}" for t in times[(kind, "memory")]))
 
 
 if __name__ == "__main__":

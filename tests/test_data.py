@@ -160,7 +160,7 @@ def test_augmentation_is_deterministic_and_training_only():
 def test_tfds_source_with_mock_data():
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=24):
-        x, y = speech.tfds_waves("train", labels=("yes", "no", speech.UNKNOWN))
+        x, y = map(np.array, zip(*speech.tfds_waves("train", labels=("yes", "no", speech.UNKNOWN))))
     assert x.shape[1] == 16000 and x.dtype == np.float32
     assert set(np.unique(y)) <= {0, 1, 2}
     assert 0 < len(y) <= 24  # _silence_ examples are dropped: not in the label list

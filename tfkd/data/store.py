@@ -349,6 +349,10 @@ class FeatureStore:
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.OFF if shard is not None
             else tf.data.experimental.AutoShardPolicy.DATA)
+        # Two input threads, no autotuning: reading and parsing a batch is light, and on
+        # a small CPU more threads only take cores from the training step.
+        options.threading.private_threadpool_size = 2
+        options.autotune.enabled = False
         return ds.with_options(options)
 
     def labels_of(self, split):

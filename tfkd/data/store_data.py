@@ -9,6 +9,7 @@ and join the batches by ``(clip id, view)``.
 """
 
 import numpy as np
+import tensorflow as tf
 
 from tfkd import distribute
 from tfkd.data import frontend
@@ -65,9 +66,11 @@ class StoreData:
 
     @staticmethod
     def _keras(ds, with_logits):
+        # int32 labels, as the in-memory Data gives them.
         if with_logits:
-            return ds.map(lambda b: ({INPUTS_KEY: b["x"], TEACHER_LOGITS_KEY: b["logits"]}, b["y"]))
-        return ds.map(lambda b: (b["x"], b["y"]))
+            return ds.map(lambda b: ({INPUTS_KEY: b["x"], TEACHER_LOGITS_KEY: b["logits"]},
+                                     tf.cast(b["y"], tf.int32)))
+        return ds.map(lambda b: (b["x"], tf.cast(b["y"], tf.int32)))
 
     def train_dataset(self, batch_size, seed, logits=None):
         """Training batches, one augmented view per clip per epoch, from the store.
