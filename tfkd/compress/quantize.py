@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from tfkd.data.dataset import sample_rows as representative_sample
 from tfkd.verify import ConversionError, check_int8
-from tfkd.verify import score_int8  # noqa: F401 - kept for benchmarks/peer_recipe.py
 
 __all__ = ["ConversionError", "convert_int8", "convert_float", "representative_sample",
            "quantization_aware"]
