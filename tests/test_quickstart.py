@@ -71,9 +71,6 @@ def test_tiny_run_prints_only_the_summary(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="tfkd.pipeline.training hands NumPy arrays to Keras while "
-                   "op determinism is on: TF's make_deterministic rewrite then logs "
-                   "'use_unbounded_threadpool' (issue 13; fix proposed for training.py)")
 def test_verbose_run_has_no_tensorflow_error_lines(tmp_path):
     res = _tfkd("run", QUICKSTART, "--out", str(tmp_path / "run"), "--verbose", *_sets(TINY))
     assert res.returncode == 0, res.stderr[-3000:]

@@ -14,7 +14,35 @@ import zipfile
 import tf_keras as keras
 
 __all__ = ["keras", "require_tf_keras_model", "load_user_model", "check_user_model_file",
-           "ModelFileError"]
+           "ModelFileError", "predict"]
+
+
+def predict(model, x, batch_size=256):
+    """``model.predict`` on an array, fed through ``tf.data``; returns float32 NumPy.
+
+    With op determinism on (the pipeline turns it on), Keras' own adapter for NumPy
+    inputs builds a parallel map that TensorFlow 2.21's determinism rewrite turns into a
+    plain map without dropping its ``use_unbounded_threadpool`` attribute, and every
+    predict with a partial last batch logs "NodeDef mentions attribute
+    use_unbounded_threadpool which is not in the op definition". A ``tf.data`` input
+    never takes that path.
+
+    Args:
+      model: a Keras model.
+      x: inputs ``[N, ...]`` (any array-like).
+      batch_size: inference batch size.
+
+    Returns:
+      The outputs ``[N, ...]`` as float32.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    x = np.asarray(x, np.float32)
+    if len(x) == 0:
+        return np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+    return np.asarray(model.predict(ds, verbose=0), np.float32)
 
 
 def require_tf_keras_model(model, name):

@@ -327,7 +327,9 @@ def float_max_abs_diff(float_flat, reference, x):
     """
     if not len(x):
         return 0.0, 1.0
-    keras_out = reference.predict(x, verbose=0)
+    from tfkd._keras import predict
+
+    keras_out = predict(reference, x)
     lite_out = LiteRTRunner(float_flat).run_float(x)
     return float(np.max(np.abs(keras_out - lite_out))), max(1.0, float(np.max(np.abs(keras_out))))
 
@@ -437,7 +439,9 @@ def verify_int8(flat, reference, x, y, *, float_flat, max_step_diff, min_agreeme
     ops = check_int8(flat)
     diff, scale = float_max_abs_diff(float_flat, reference, x[:probe])
     scores, pred = score_int8(flat, x, y)
-    float_pred = reference.predict(x, verbose=0).argmax(-1) if len(y) else np.zeros(0, int)
+    from tfkd._keras import predict
+
+    float_pred = predict(reference, x).argmax(-1) if len(y) else np.zeros(0, int)
     per_op, sparsity = tflite_weight_sparsity(flat)
     metrics = {**scores, "accuracy_float": _mean(float_pred == y),
                "int8_float_agreement": _mean(float_pred == pred),

@@ -9,6 +9,7 @@ validation and test splits. Today it is backed by in-memory arrays (the data sta
 import numpy as np
 import tensorflow as tf
 
+from tfkd._keras import predict
 from tfkd.data import frontend
 
 __all__ = ["Data", "views_dataset", "sample_rows", "INPUTS_KEY", "TEACHER_LOGITS_KEY"]
@@ -152,9 +153,9 @@ class Data:
         if split == "train":
             x = self._train[0]
             n, k = x.shape[:2]
-            flat = model.predict(x.reshape((n * k,) + x.shape[2:]), batch_size=batch_size, verbose=0)
+            flat = predict(model, x.reshape((n * k,) + x.shape[2:]), batch_size)
             return flat.reshape(n, k, -1).astype(np.float32)
-        return model.predict(self.arrays(split)[0], batch_size=batch_size, verbose=0).astype(np.float32)
+        return predict(model, self.arrays(split)[0], batch_size)
 
     def representative(self, n, seed):
         """``n`` clean training inputs (view 0), drawn without replacement under ``seed``."""

@@ -10,6 +10,7 @@ A ``tf.data`` pipeline that changes between passes (random augmentation) is refu
 import numpy as np
 import tensorflow as tf
 
+from tfkd._keras import predict
 from tfkd.data.dataset import views_dataset
 from tfkd.distill.distiller import INPUTS_KEY, TEACHER_LOGITS_KEY
 
@@ -36,9 +37,9 @@ def teacher_logits(teacher, x, batch_size=256):
     in_rank = len(teacher.input_shape)
     if x.ndim == in_rank + 1:  # [N, K, ...] views
         n, k = x.shape[:2]
-        flat = teacher.predict(x.reshape((n * k,) + x.shape[2:]), batch_size=batch_size, verbose=0)
+        flat = predict(teacher, x.reshape((n * k,) + x.shape[2:]), batch_size)
         return flat.reshape(n, k, -1).astype(np.float32)
-    return teacher.predict(x, batch_size=batch_size, verbose=0).astype(np.float32)
+    return predict(teacher, x, batch_size)
 
 
 def cached_dataset(x, y, logits, batch_size, *, shuffle=True, seed=0, sample_weight=None):

@@ -7,7 +7,7 @@ import numpy as np
 from tfkd.data import frontend, speech
 from tfkd.pipeline import artifacts
 from tfkd.pipeline.training import accuracy
-from tfkd._keras import ModelFileError, check_user_model_file
+from tfkd._keras import ModelFileError, check_user_model_file, predict
 from tfkd.verify import io_quantization, score_int8
 
 __all__ = ["EvalError", "evaluate_run", "eval_entries"]
@@ -103,7 +103,7 @@ def evaluate_run(run_dir, data_path, split="test"):
     teacher_acc = agreement = None
     if os.path.isdir(run.stage("teacher")):
         teacher = _model(run, "teacher")
-        teacher_pred = teacher.predict(x, batch_size=256, verbose=0).argmax(-1)
+        teacher_pred = predict(teacher, x).argmax(-1)
         teacher_acc = float(np.mean(teacher_pred == y))
         agreement = float(np.mean(teacher_pred == tflm_pred))
     distilled = _model(run, "distill")

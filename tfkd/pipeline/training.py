@@ -7,7 +7,7 @@ import typing
 import numpy as np
 
 from tfkd import distribute
-from tfkd._keras import keras
+from tfkd._keras import keras, predict
 from tfkd.distill.distiller import Distiller
 from tfkd.distill.transfer import MaskedSparseCategoricalCrossentropy
 
@@ -186,5 +186,5 @@ def accuracy(model, x, y, batch_size=256):
     """Top-1 accuracy of a logits model."""
     if len(y) == 0:
         return float("nan")
-    pred = model.predict(x, batch_size=batch_size, verbose=0).argmax(-1)
+    pred = predict(model, x, batch_size).argmax(-1)
     return float(np.mean(pred == y))
