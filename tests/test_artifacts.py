@@ -68,3 +68,15 @@ def test_run_folder_records_metrics_and_timings(tmp_path):
     assert json.loads((tmp_path / "timings.json").read_text()) == {"data": 1.0, "teacher": 2.0}
     assert run.history("teacher") is None and run.test_predictions() is None
     assert run.log_dir("teacher") == os.path.join(str(tmp_path), "logs", "teacher")
+
+
+def test_a_run_folders_model_with_code_is_refused(tmp_path):
+    # A run folder handed over by someone else (--resume, tfkd eval): a Lambda layer in
+    # its student.keras is Python code and must not be loaded.
+    from tfkd import keras
+
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.Lambda(lambda t: t * 2.0, name="code")(inp))
+    model.save(str(tmp_path / "student.keras"))
+    with pytest.raises(artifacts.ArtifactError, match=r"Lambda layer \(code\)"):
+        artifacts.load("distill", str(tmp_path))

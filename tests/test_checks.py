@@ -80,3 +80,10 @@ def test_a_teacher_file_is_loaded_and_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"^distill.features\[0\]: features: teacher has no layer 'x'"):
         _check(tmp_path, f"teacher={{path: {tmp_path / 't.keras'}}}",
                "distill.features=[{teacher: x, student: relu_pw1}]")
+
+
+def test_a_huge_zoo_model_is_refused_before_it_is_allocated(tmp_path):
+    # 200,000 channels: about 1.6e11 weights; building them for real would take all memory.
+    with pytest.raises(ConfigError, match=r"^student.params: the model has [\d,]+ parameters, "
+                                          r"more than the [\d,]+ limit$"):
+        _check(tmp_path, "student.params={channels: 200000, blocks: 4}")

@@ -22,22 +22,18 @@ class ConfigError(ValueError):
     """A bad key or value; the message starts with the full key path."""
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2 booleans: only true/false are booleans, so that
-    the keywords ``yes``, ``no``, ``on`` and ``off`` stay strings in label lists."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
-
-
 def safe_load(text):
-    """``yaml.safe_load`` with YAML 1.2 booleans (see ``_Loader``)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    """A YAML value (a ``--set`` value, a search range) through tfkd's bounded loader.
+
+    Same rules as config files (:mod:`tfkd.yamlio`): YAML 1.2 booleans, no code tags,
+    aliases, depth and size bounded, duplicate keys refused.
+
+    Raises:
+      tfkd.yamlio.YamlError: a refused value (a ``yaml.YAMLError`` and a ``ValueError``).
+    """
+    from tfkd import yamlio
+
+    return yamlio.loads(text, "--set value")
 
 
 def require(cond, field, msg, value):

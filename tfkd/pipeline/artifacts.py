@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from tfkd._keras import keras
+from tfkd._keras import ModelFileError, check_user_model_file, keras
 from tfkd.data.dataset import Data
 from tfkd.data.frontend import FeatureParams
 from tfkd.data.store import MANIFEST, FeatureStore, StoreError
@@ -146,8 +146,21 @@ def load_feature_params(folder):
 
 
 def load_model(folder, stage):
-    """The Keras model a training stage saved (not compiled)."""
-    return keras.models.load_model(_need(folder, MODEL_FILES[stage]), compile=False)
+    """The Keras model a training stage saved (not compiled).
+
+    A run folder may come from anyone (``--resume``, ``tfkd eval``): the file gets the
+    same checks as a user's teacher (``tfkd._keras.check_user_model_file``) and loads in
+    Keras' safe mode.
+
+    Raises:
+      ArtifactError: the file is missing, refused or damaged (one line naming it).
+    """
+    path = _need(folder, MODEL_FILES[stage])
+    try:
+        check_user_model_file(path, "run folder")
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except ModelFileError as e:
+        raise ArtifactError(str(e)) from None
 
 
 def load_history(folder):

@@ -6,6 +6,7 @@ layer names against the student, so that a bad model parameter or layer name is
 reported (with its key path) before any data is read or any stage runs.
 """
 
+from tfkd import limits
 from tfkd.config import ConfigError
 from tfkd.data import frontend, speech
 from tfkd.distill.distiller import Distiller
@@ -24,10 +25,17 @@ def _num_labels(d):
 
 
 def _build(key, model, params, shape, n):
+    # Count first in a graph that is never run: a zoo model of billions of parameters
+    # would otherwise take all memory here, in validate, before any bound is checked.
     try:
-        return build_model(model, shape, n, **params)
+        count = limits.count_params_unallocated(lambda: build_model(model, shape, n, **params))
     except (TypeError, ValueError, UnknownNameError) as e:
         raise ConfigError(f"{key}: {e}") from None
+    try:
+        limits.check_model_params(count, key)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return build_model(model, shape, n, **params)
 
 
 def _load_teacher(path):
