@@ -9,8 +9,10 @@ the products, and :mod:`tfkd.pipeline.runner` orders the stages (:data:`STAGES`)
 import dataclasses
 import os
 import re
+import shutil
 import tempfile
 import typing
+import weakref
 
 import numpy as np
 
@@ -90,13 +92,17 @@ def build_data(d, fp, seed, folder=None):
     Raises:
       StageError: a split is empty.
     """
+    temporary = folder is None
     folder = folder or tempfile.mkdtemp(prefix="tfkd-store-")
     store = build_store(folder, d, fp, seed)
     for split in ("train", "validation", "test"):
         if store.clips(split) == 0:
             raise StageError(f"data: the {split} split is empty (data.path {d.path})")
     splits = store.manifest["splits"]
-    return StoreData(store), {
+    data = StoreData(store)
+    if temporary:  # a notebook's or a benchmark's store goes with its Data object
+        weakref.finalize(data, shutil.rmtree, folder, True)
+    return data, {
         "labels": store.labels, "clips": {s: store.clips(s) for s in speech.SPLITS},
         "views": store.views("train"), "counts": {s: store.counts(s) for s in speech.SPLITS},
         "skipped_files": sum(int(splits[s]["skipped"]) for s in speech.SPLITS),
