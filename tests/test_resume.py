@@ -64,3 +64,20 @@ def test_interrupted_distill_stage_resumes_from_its_last_epoch(tmp_path, monkeyp
     assert not (run / ".backup").exists()  # removed once the stage finished
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["distribute"] == {"strategy": "none", "replicas": 1}
+
+
+def test_a_changed_shard_stops_the_next_stage_with_its_name(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    out = tmp_path / "run"
+    first = CliRunner().invoke(cli, ["run", str(path), "--out", str(out), "--stop-after", "data"])
+    assert first.exit_code == 0, first.output
+    shard = out / "data" / "store" / "train-00000.tfrecord"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    second = CliRunner().invoke(cli, ["run", str(path), "--out", str(out), "--resume",
+                                      "--stop-after", "teacher"])
+    assert second.exit_code == 1
+    assert "store: shard train-00000.tfrecord" in second.output
+    assert "does not match its manifest checksum" in second.output

@@ -127,7 +127,8 @@ def load_data(folder, verify=True):
             if verify:
                 data.verify()
         except StoreError as e:
-            raise ArtifactError(f"{e}; rerun the data stage") from None
+            raise ArtifactError(f"{e}; delete {folder} and run again with --resume to rebuild it") \
+                from None
         return data
     with np.load(_need(folder, FEATURES)) as z:
         a = {k: z[k] for k in z.files}
