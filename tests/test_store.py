@@ -208,3 +208,17 @@ def test_data_stage_store_is_reproducible_and_mixes_labels(tmp_path):
     keys = a.keys("train")
     assert keys != sorted(keys)  # a seeded shuffle: shards mix the labels
     assert a.manifest["meta"]["augment"]["views"] == 2
+
+
+def test_data_stage_streams_the_tfds_source(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from tfkd.config import DataConfig
+
+    data = DataConfig(path=None, labels=("yes", "no", speech.UNKNOWN),
+                      augment=augment.AugmentParams(views=2))
+    with tfds.testing.mock_data(num_examples=10):
+        st = stream.build_store(str(tmp_path / "s"), data, frontend.FeatureParams(), seed=0, chunk=4)
+    assert (st.views("train"), st.views("test")) == (2, 1)
+    assert all(0 < st.clips(s) <= 10 for s in speech.SPLITS)
+    assert st.keys("validation")[0] == "tfds:validation:0"
+    assert st.manifest["meta"]["source"] == "tfds:speech_commands"
