@@ -457,3 +457,25 @@ def test_stale_tensorboard_files_of_a_killed_attempt_are_removed(tmp_path, data)
     run_pipeline(cfg, str(out), resume=True, echo=lambda *_: None, tty=False, stop_after="distill")
     assert not (stale / "events.out.tfevents.1.killed").exists()
     assert json.loads((out / "distill" / "done.json").read_text())["metrics"]
+
+
+def test_skip_bad_files_covers_background_noise_in_the_data_stage(tmp_path, data):
+    # A broken recording in _background_noise_ (here a 10 MHz header) stops the data stage
+    # by name, and data.skip_bad_files lets the run go on without it.
+    noise = data / "_background_noise_"
+    noise.mkdir()
+    write_wav(noise / "ok.wav", tone(200, 2, 16000), 16000)
+    with open(noise / "broken.wav", "wb") as f:
+        f.write(b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+                + (1).to_bytes(2, "little") + (1).to_bytes(2, "little")
+                + (10_000_019).to_bytes(4, "little") + (20_000_038).to_bytes(4, "little")
+                + (2).to_bytes(2, "little") + (16).to_bytes(2, "little") + b"data"
+                + (0).to_bytes(4, "little"))
+    labels = "  labels: [yes, no, _silence_]\n"
+    cfg = _config(tmp_path, data)
+    cfg.write_text(cfg.read_text().replace("  augment: {views: 1}\n", "  augment: {views: 1}\n" + labels))
+    res = _invoke("run", cfg, "--out", tmp_path / "r1", "--stop-after", "data")
+    assert res.exit_code == 1 and "broken.wav" in res.output, res.output
+    res = _invoke("run", cfg, "--out", tmp_path / "r2", "--stop-after", "data",
+                  "--set", "data.skip_bad_files=true")
+    assert res.exit_code == 0, res.output

@@ -202,7 +202,8 @@ def build_store(folder, data, params, seed, *, chunk=DEFAULT_CHUNK,
         index = speech.scan(data.path, data.labels, validation_pct=data.validation_pct,
                             testing_pct=data.testing_pct, unknown_share=data.unknown_share,
                             silence_share=data.silence_share, seed=seed)
-        labels, noise = list(index.labels), speech.load_noise(index.noise_files, rate)
+        labels = list(index.labels)
+        noise = speech.load_noise(index.noise_files, rate, skip_bad=data.skip_bad_files)
 
         def source(split):
             entries = index.split(split)
