@@ -7,11 +7,15 @@ accuracy, byte count and time in those blocks is what the stated command printed
 stated commit; wall-clock times are this machine's.
 
 Usage: python benchmarks/readme_figures.py [--only flagship,quickstart,...] [--list]
-Jobs run in the order listed; each finished job updates the README at once.
+       python benchmarks/readme_figures.py --from-logs [--only ...]
+Jobs run in the order listed; each finished job updates the README at once and keeps its
+record (command, commit, output) in ``runs/readme/<job>.json``; ``--from-logs`` rewrites
+the README blocks from those records without running anything.
 """
 
 import argparse
 import datetime
+import json
 import os
 import re
 import subprocess
@@ -40,15 +44,21 @@ def _git(*args):
     return out.stdout.strip()
 
 
-def _block(name, command, output, seconds):
+def _record(name, command, output, seconds):
     commit = _git("rev-parse", "--short=10", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "tfkd", "models",
-                 "pipelines", "benchmarks")
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    where = (f"commit `{commit}`{' + uncommitted changes' if dirty else ''}, "
-             f"{os.cpu_count()} CPU cores, {stamp}, {seconds / 60:.1f} min wall on this machine")
-    return (f"<!-- figures:{name} -->\n`{command}` ({where}):\n\n```\n{output.rstrip()}\n```\n"
-            f"<!-- /figures:{name} -->")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", "tfkd", "models",
+                      "pipelines", "benchmarks"))
+    return {"name": name, "command": command, "commit": commit, "dirty": dirty,
+            "cores": os.cpu_count(), "seconds": seconds, "output": output,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
+
+
+def _block(rec):
+    where = (f"commit `{rec['commit']}`{' + uncommitted changes' if rec['dirty'] else ''}, "
+             f"{rec['cores']} CPU cores, {rec['date']}, {rec['seconds'] / 60:.1f} min wall "
+             "on this machine")
+    return (f"<!-- figures:{rec['name']} -->\n`{rec['command']}` ({where}):\n\n"
+            f"```\n{rec['output'].rstrip()}\n```\n<!-- /figures:{rec['name']} -->")
 
 
 def update_readme(name, block):
@@ -66,7 +76,7 @@ def update_readme(name, block):
     os.replace(tmp, README)
 
 
-def run_job(name):
+def run_job(name, readme=True):
     command, tail = JOBS[name]
     print(f"[{name}] {command}", flush=True)
     start = time.perf_counter()
@@ -80,14 +90,30 @@ def run_job(name):
     if proc.returncode != 0:
         raise SystemExit(f"[{name}] failed with exit {proc.returncode}; see {log}")
     lines = [l for l in proc.stdout.splitlines() if l.strip()]
-    update_readme(name, _block(name, command, "\n".join(lines[-tail:]), seconds))
-    print(f"[{name}] done in {seconds:.0f} s; README updated", flush=True)
+    rec = _record(name, command, "\n".join(lines[-tail:]), seconds)
+    with open(os.path.join(ROOT, "runs", "readme", f"{name}.json"), "w", encoding="utf-8") as f:
+        json.dump(rec, f, indent=1)
+    if readme:
+        update_readme(name, _block(rec))
+    print(f"[{name}] done in {seconds:.0f} s{'; README updated' if readme else ''}", flush=True)
+
+
+def from_log(name):
+    path = os.path.join(ROOT, "runs", "readme", f"{name}.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"[{name}] no record {path}: run the job first")
+    with open(path, encoding="utf-8") as f:
+        update_readme(name, _block(json.load(f)))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default=",".join(JOBS), help="comma-separated job names")
     ap.add_argument("--list", action="store_true", help="list the jobs and their commands")
+    ap.add_argument("--no-readme", action="store_true",
+                    help="keep the records only; the README is left untouched")
+    ap.add_argument("--from-logs", action="store_true",
+                    help="rewrite the README blocks from the saved records, running nothing")
     args = ap.parse_args()
     if args.list:
         for name, (command, _) in JOBS.items():
@@ -98,7 +124,7 @@ def main():
     if unknown:
         raise SystemExit(f"Unknown job {unknown[0]!r}. Available: {', '.join(JOBS)}")
     for name in names:
-        run_job(name)
+        from_log(name) if args.from_logs else run_job(name, readme=not args.no_readme)
 
 
 if __name__ == "__main__":
