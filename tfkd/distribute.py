@@ -14,7 +14,7 @@ import glob
 import json
 import os
 
-import tensorflow as tf
+from tfkd.lazy_tf import tf
 
 __all__ = ["STRATEGIES", "DistributeError", "choose", "resolve", "name_of", "replicas",
            "is_chief", "worker", "tpu_attached", "shard_policy"]

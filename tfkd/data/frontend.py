@@ -20,7 +20,8 @@ import dataclasses
 import json
 
 import numpy as np
-import tensorflow as tf
+
+from tfkd.lazy_tf import tf
 
 __all__ = ["FeatureParams", "MICROFRONTEND_SCALE", "compute", "feature_shape"]
 
