@@ -179,6 +179,10 @@ def write_report(out_dir, study, *, wall_s=None):
     budget = attrs.get("budget", {})
     front_dir = os.path.join(out_dir, "front")
     os.makedirs(front_dir, exist_ok=True)
+    current = {front_yaml_name(r) for r in front}
+    for name in os.listdir(front_dir):  # points that later trials pushed off the front
+        if name.endswith(".yaml") and name not in current:
+            os.unlink(os.path.join(front_dir, name))
     for r in front:
         header = (f"# tfkd search front point: trial {r.number} of {out_dir}\n"
                   f"# TFLM int8 accuracy {r.metrics['accuracy_tflm_val']:.4f} (validation), "
