@@ -9,19 +9,21 @@ module: the first attribute read imports TensorFlow, later reads go straight to 
 
 import importlib
 
-__all__ = ["tf"]
+__all__ = ["tf", "keras"]
 
 
 class _LazyModule:
     """A stand-in for a module that is imported on its first attribute access."""
 
-    def __init__(self, name):
+    def __init__(self, name, attribute=None):
         self._name = name
+        self._attribute = attribute
         self._module = None
 
     def __getattr__(self, attr):
         if self._module is None:
-            self._module = importlib.import_module(self._name)
+            module = importlib.import_module(self._name)
+            self._module = getattr(module, self._attribute) if self._attribute else module
         return getattr(self._module, attr)
 
     def __repr__(self):
@@ -31,3 +33,5 @@ class _LazyModule:
 
 #: ``tensorflow``, imported when first used.
 tf = _LazyModule("tensorflow")
+#: ``tfkd._keras.keras`` (tf_keras, chosen in that one place), imported when first used.
+keras = _LazyModule("tfkd._keras", "keras")

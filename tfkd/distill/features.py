@@ -9,9 +9,7 @@ train with the student and are never part of the exported student.
 import dataclasses
 import typing
 
-import tensorflow as tf
-
-from tfkd._keras import keras
+from tfkd.lazy_tf import keras, tf
 from tfkd.registry import Registry
 
 __all__ = ["FeaturePair", "FeatureDistillation", "HintLoss", "AttentionLoss", "FEATURE_LOSSES",
