@@ -76,3 +76,13 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("Interrupted")
     assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_search_is_quiet_too(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "tfkd.cli", "search", QUICKSTART, "--budget",
+                          "flash=23KB", "--dry-run", "--samples", "1", "--out", str(tmp_path / "s")],
+                         capture_output=True, text=True, env=_env(), cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    assert "sampled candidate" in res.stdout

@@ -216,7 +216,17 @@ def evaluate(run_dir, data_path, split, verbose):
     click.echo(json.dumps(result, sort_keys=True))
 
 
+def _quietly(callback):
+    """Runs a command's callback inside :func:`_quiet` (its ``--verbose`` flag decides)."""
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        with _quiet(kwargs.get("verbose", False)):
+            return callback(*args, **kwargs)
+    return wrapper
+
+
 from tfkd.search.command import search as _search  # noqa: E402 - imports click only; TF loads on use
+_search.callback = _interruptible(_quietly(_search.callback))
 cli.add_command(_search)
 
 
