@@ -1,6 +1,6 @@
 """Teachers several times larger than DS-CNN-S: a ResNet-style CNN."""
 
-from tfkd._keras import keras
+from tfkd.lazy_tf import keras  # imported on first use: the config checks model names without TensorFlow
 
 # Keras' default (0.99) needs hundreds of steps before the moving statistics are usable;
 # a KWS epoch on a small data set is a few dozen steps, so validation (and best-epoch

@@ -1,6 +1,6 @@
 """micro_speech's ``tiny_conv``: one convolution and a fully connected layer."""
 
-from tfkd._keras import keras
+from tfkd.lazy_tf import keras  # imported on first use: the config checks model names without TensorFlow
 
 __all__ = ["tiny_conv"]
 

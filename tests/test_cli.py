@@ -20,7 +20,10 @@ def _env():
 
 
 def test_import_tfkd_and_the_cli_do_not_import_tensorflow():
-    code = ("import sys, tfkd, tfkd.cli, tfkd.fileio, tfkd.export.carray; "
+    # tfkd.config too: validate checks the schema before TensorFlow is needed.
+    code = ("import sys, tfkd, tfkd.cli, tfkd.fileio, tfkd.export.carray, tfkd.config, tfkd.models; "
+            "tfkd.config.load(tfkd.config.__file__.replace('tfkd/config.py', "
+            "'pipelines/kws_quickstart.yaml')); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'tf_keras', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -31,11 +31,11 @@ that skips them is :class:`tfkd.distill.transfer.MaskedSparseCategoricalCrossent
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from tfkd.data import augment as augment_lib
 from tfkd.data import frontend
 from tfkd.data.wav import fit_length, load_clip
+from tfkd.lazy_tf import tf
 
 __all__ = ["NO_LABEL", "MixupParams", "online_dataset", "load_entry", "feature_fn",
            "spec_augment_batch", "mixup_batch"]

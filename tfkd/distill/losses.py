@@ -16,8 +16,7 @@ multiply the learning rate by ``1 + w``).
 
 import inspect
 
-import tensorflow as tf
-
+from tfkd.lazy_tf import tf
 from tfkd.registry import Registry
 
 __all__ = ["KL", "MSE", "DKD", "DIST", "LOSSES", "LogitsDistillation", "get_loss"]
