@@ -94,8 +94,14 @@ def resolve(name="auto", *, tpu=None):
     if chosen == "mirrored":
         # GPUs when there are any; else every logical CPU (more than one only when the
         # CPU was split into logical devices, as the tests do).
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        # Logical CPUs gain nothing from collective all-reduce, and every MirroredStrategy
+        # on the same devices in one process (a notebook, a test session) restarts the
+        # collective instance keys: the second one's all-reduce then aborts with "Shape
+        # mismatch in the collective instance". Reducing on one device avoids collectives.
+        ops = None if gpus else tf.distribute.ReductionToOneDevice()
+        return tf.distribute.MirroredStrategy([d.name for d in devices], cross_device_ops=ops)
     if chosen == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:
