@@ -10,23 +10,11 @@ import pytest
 import yaml
 
 from tfkd.export import micro
+from tinyrun import tiny
 
-MINI = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "tfkd", "assets",
-                                    "speech_commands_mini"))
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "data": {"path": MINI, "labels": ["yes", "no", "up", "down", "left", "right", "on", "off",
-                                      "stop", "go", "_silence_", "_unknown_"],
-             "augment": {"views": 2}},
-    "teacher": {"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}, "epochs": 1, "batch_size": 16},
-    "student": {"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}},
-    "distill": {"epochs": 2, "batch_size": 16},
-    "prune": {"method": "structured", "ratio": 0.5, "epochs": 1},
-    "quantize": {"representative_samples": 20, "min_agreement": 0.5},
-    "export": {"golden_vectors": 1},
-    "distribute": {"strategy": "multi_worker"},
-}
+TINY = tiny(teacher={"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}, "epochs": 1,
+                     "batch_size": 16},
+            distill={"epochs": 2, "batch_size": 16}, distribute={"strategy": "multi_worker"})
 
 
 def _ports(n):

@@ -10,19 +10,11 @@ from click.testing import CliRunner
 
 from tfkd.cli import cli
 from tfkd.pipeline import training
+from tinyrun import tiny
 
-MINI = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "tfkd", "assets",
-                                    "speech_commands_mini"))
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "data": {"path": MINI, "labels": ["yes", "no", "up", "down", "left", "right", "on", "off",
-                                      "stop", "go", "_silence_", "_unknown_"],
-             "augment": {"views": 2}},
-    "teacher": {"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}, "epochs": 1, "batch_size": 16},
-    "student": {"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}},
-    "distill": {"epochs": 4, "batch_size": 16},
-}
+TINY = tiny(teacher={"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}, "epochs": 1,
+                     "batch_size": 16},
+            distill={"epochs": 4, "batch_size": 16})
 
 
 class Preempted(Exception):
