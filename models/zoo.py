@@ -12,6 +12,7 @@ __all__ = ["MODELS", "build", "register"]
 #: name -> builder(input_shape, num_labels, **params) returning a logits model.
 MODELS = Registry("model", {
     "ds_cnn": ds_cnn,
+    "ds_cnn_xs": functools.partial(ds_cnn, size="xs"),
     "ds_cnn_s": functools.partial(ds_cnn, size="s"),
     "ds_cnn_m": functools.partial(ds_cnn, size="m"),
     "ds_cnn_l": functools.partial(ds_cnn, size="l"),

@@ -25,7 +25,7 @@ def _check(tmp_path, *overrides, **kw):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["student.params={size: xl}"], "student.params: size: must be one of s, m, l, got 'xl'"),
+    (["student.params={size: xl}"], "student.params: size: must be one of xs, s, m, l, got 'xl'"),
     (["teacher.params={widht: 3}"], "teacher.params: model 'ds_cnn': bad parameters"),
     (["prune.exclude=[nope]"], "prune.exclude: the student has no layer 'nope' (layers: features, conv0,"),
     (["distill.features=[{teacher: nope, student: relu_pw1}]"],

@@ -29,6 +29,10 @@ def test_summary_rows_and_table():
     assert lines[1].split()[-3:] == ["0.9000", "1000", "params"]
     assert summary_rows({"distill": {"accuracy": 0.5, "params": 3}}) == [
         ("student, distilled (float)", 0.5, "3 params")]  # no teacher, no later stages
+    unpruned = dict(METRICS, prune={"method": "none", "accuracy": 0.85, "params": 100})
+    assert [r[0] for r in summary_rows(unpruned)] == [
+        "teacher (float)", "student, distilled (float)", "int8 in LiteRT", "int8 in TFLite Micro",
+        "firmware"]  # prune.method none: no "pruned" row repeating the distilled model
 
 
 def test_report_reads_histories_and_predictions_from_the_run(tmp_path, tiny_data, make_cnn):

@@ -21,7 +21,7 @@ def summary_rows(metrics):
     if d:
         rows.append(("student, distilled (float)", d.get("accuracy"), f"{d.get('params')} params"))
     p = metrics.get("prune", {})
-    if p:
+    if p and p.get("method") != "none":  # (not pruned: the distilled row is the model)
         rows.append((f"student, pruned: {p.get('method')} (float)", p.get("accuracy"),
                      f"{p.get('params')} params, sparsity {p.get('sparsity', 0):.2f}"))
     q = metrics.get("quantize", {})

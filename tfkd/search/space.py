@@ -194,7 +194,7 @@ _INTEGER = {"channels", "blocks", "num_channels", "stride_ms"}
 #: zoo model -> the builder parameter behind each size role.
 _MODEL_PARAMS = {
     **{m: {"@width": "channels", "@depth": "blocks", "@stride": "first_stride"}
-       for m in ("ds_cnn", "ds_cnn_s", "ds_cnn_m", "ds_cnn_l")},
+       for m in ("ds_cnn", "ds_cnn_xs", "ds_cnn_s", "ds_cnn_m", "ds_cnn_l")},
     "tiny_conv": {"@width": "filters", "@stride": "strides"},
 }
 
