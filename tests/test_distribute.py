@@ -87,3 +87,69 @@ def test_shard_policy_sets_the_option():
         tf.data.experimental.AutoShardPolicy.OFF
     with pytest.raises(distribute.DistributeError, match="shard policy: must be one of"):
         distribute.shard_policy(ds, "rows")
+
+
+def _bn_dropout_model():
+    keras.utils.set_random_seed(3)
+    inp = keras.layers.Input((6, 5, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.5)(x)
+    return keras.Model(inp, keras.layers.Dense(3)(x))
+
+
+def _fit_bn_dropout(strategy, x, y, epochs=3):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        m = _bn_dropout_model()
+        m.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ds = distribute.shard_policy(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), "data")
+    with distribute.global_batch(m, strategy):
+        hist = m.fit(ds, epochs=epochs, verbose=0).history["loss"]
+    return m, hist
+
+
+def test_global_batch_makes_replicas_step_like_one_device():
+    """Batch norm and dropout on two mirrored replicas (4 + 4 of a global batch of 8) take
+    the steps plain Keras takes on one device: same losses, weights and moving statistics."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(24, 6, 5, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 24).astype(np.int32)
+    one, one_loss = _fit_bn_dropout(distribute.resolve("none"), x, y)
+    two, two_loss = _fit_bn_dropout(distribute.resolve("mirrored"), x, y)
+    np.testing.assert_allclose(two_loss, one_loss, rtol=1e-5)
+    for a, b in zip(two.get_weights(), one.get_weights()):  # moving mean/variance included
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The layers got their own settings back (the saved model is the one-device one).
+    bn = [l for l in two.layers if isinstance(l, keras.layers.BatchNormalization)][0]
+    assert not bn.synchronized and bn.fused
+    assert "_assign_moving_average" not in vars(bn)
+    assert "dropout" not in vars([l for l in two.layers if isinstance(l, keras.layers.Dropout)][0]
+                                 ._random_generator)
+
+
+def test_without_global_batch_the_replicas_differ():
+    """The check above can fail: plain per-replica batch norm and dropout give other steps."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(24, 6, 5, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 24).astype(np.int32)
+    _, one_loss = _fit_bn_dropout(distribute.resolve("none"), x, y)
+    mirrored = distribute.resolve("mirrored")
+    keras.utils.set_random_seed(0)
+    with mirrored.scope():
+        m = _bn_dropout_model()
+        m.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ds = distribute.shard_policy(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), "data")
+    plain = m.fit(ds, epochs=3, verbose=0).history["loss"]
+    assert not np.allclose(plain, one_loss, rtol=1e-3)
+
+
+def test_global_batch_changes_nothing_on_one_replica():
+    m = _bn_dropout_model()
+    bn = [l for l in m.layers if isinstance(l, keras.layers.BatchNormalization)][0]
+    with distribute.global_batch(m, distribute.resolve("none")):
+        assert not bn.synchronized

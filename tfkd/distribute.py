@@ -10,14 +10,16 @@ Note: ``MultiWorkerMirroredStrategy`` must be created before TensorFlow runs any
 resolve the strategy first thing in a process.
 """
 
+import contextlib
 import glob
 import json
 import os
+import threading
 
 from tfkd.lazy_tf import tf
 
 __all__ = ["STRATEGIES", "DistributeError", "choose", "resolve", "name_of", "replicas",
-           "is_chief", "worker", "tpu_attached", "shard_policy"]
+           "is_chief", "worker", "tpu_attached", "shard_policy", "global_batch"]
 
 #: The values of ``distribute.strategy``.
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
@@ -178,3 +180,153 @@ def shard_policy(ds, policy="data"):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = policies[policy]
     return ds.with_options(options)
+
+
+# -- one global batch over many replicas --------------------------------------------------
+
+def _replica_rows(ctx, n):
+    """``(offset, total)`` of this replica's ``n`` rows in the step's global batch.
+
+    The strategy cuts each global batch into consecutive slices in replica order
+    (``tf.data`` rebatching, then sharding by element between workers), so a replica's
+    rows start after those of the replicas before it. Sizes travel as float32: every
+    cross-device implementation sums those.
+    """
+    count = ctx.num_replicas_in_sync
+    mine = tf.one_hot(ctx.replica_id_in_sync_group, count, dtype=tf.float32) * tf.cast(n, tf.float32)
+    sizes = tf.cast(ctx.all_reduce(tf.distribute.ReduceOp.SUM, mine), tf.int32)
+    before = tf.range(count) < ctx.replica_id_in_sync_group
+    return tf.reduce_sum(tf.where(before, sizes, 0)), tf.reduce_sum(sizes)
+
+
+class _GlobalDropout:
+    """A legacy-RNG Dropout's sampler that draws the mask of the whole global batch.
+
+    One process draws ``uniform(shape=[B, ...], seeds=(global, op))`` from a stateful
+    kernel. Every replica here draws that same ``[B, ...]`` tensor (the same seeds, so the
+    kernels' streams advance alike step after step) and keeps its own rows: the union of
+    the replicas' masks is the one-process mask. The op seed is the one the one-process
+    graph gives the op (the graph's count of seedless random ops, taken once per call
+    site for all replicas, as ``tf.nn.dropout(seed=None)`` does).
+    """
+
+    def __init__(self):
+        self.seeds = {}  # (graph, call number) -> op seed
+        self.calls = {}  # (graph, thread) -> calls so far
+        self.lock = threading.Lock()
+
+    def _op_seed(self):
+        graph = tf.compat.v1.get_default_graph()
+        key = (id(graph), threading.get_ident())
+        with self.lock:
+            call = self.calls.get(key, 0)
+            self.calls[key] = call + 1
+            if (id(graph), call) not in self.seeds:
+                # Advances the graph's counter exactly once, as the one-process op does.
+                self.seeds[(id(graph), call)] = tf.compat.v1.random.get_seed(None)[1]
+            return self.seeds[(id(graph), call)]
+
+    def __call__(self, inputs, rate, noise_shape=None):
+        ctx = tf.distribute.get_replica_context()
+        op_seed = self._op_seed()
+
+        def sampler(shape, dtype):
+            shape = tf.convert_to_tensor(shape, tf.int32)
+            offset, total = _replica_rows(ctx, shape[0])
+            whole = tf.random.uniform(tf.concat([[total], shape[1:]], 0), dtype=dtype, seed=op_seed)
+            return whole[offset:offset + shape[0]]
+
+        return tf.nn.experimental.general_dropout(inputs, rate=rate, noise_shape=noise_shape,
+                                                  uniform_sampler=sampler)
+
+
+@contextlib.contextmanager
+def global_batch(model, strategy=None):
+    """Makes ``model`` train on a strategy's replicas as on one device with the global batch.
+
+    With more than one replica in sync, while the context is open:
+
+    * BatchNormalization layers normalize with the statistics of the global batch
+      (``synchronized``: the replicas all-reduce sums and counts), not of their slice;
+    * Dropout layers (Keras' legacy stateful RNG, the default) draw the mask of the whole
+      global batch, with the seeds one process would use, and apply their rows of it.
+
+    Together with the input pipeline's slicing of each global batch (see
+    ``StoreData.train_dataset``), a replicated step then differs from the one-device step
+    by floating-point summation order only. With one replica it changes nothing. The
+    layers get their own settings back on exit, so saved models are the same.
+
+    Args:
+      model: the Keras model that trains (layers are found recursively).
+      strategy: the strategy (default: the current one).
+
+    Yields:
+      ``model``.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    if replicas(strategy) < 2:
+        yield model
+        return
+    keras = _keras()
+    restore = []
+    sampler = _GlobalDropout()
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
+            restore.append((layer, {"synchronized": False, "fused": layer.fused,
+                                    "_calculate_mean_and_var": None, "_assign_moving_average": None}))
+            _synchronize(layer)
+        gen = getattr(layer, "_random_generator", None)
+        if (isinstance(layer, keras.layers.Dropout) and gen is not None
+                and getattr(gen, "_rng_type", None) == gen.RNG_LEGACY_STATEFUL
+                and getattr(gen, "_seed", None) is None):
+            restore.append((gen, {"dropout": None}))  # None: drop the instance override
+            gen.dropout = sampler
+    try:
+        yield model
+    finally:
+        for obj, attrs in restore:
+            for name, value in attrs.items():
+                if value is None:  # an instance override of a method
+                    delattr(obj, name)
+                else:
+                    setattr(obj, name, value)
+
+
+def _synchronize(bn):
+    """Makes a BatchNormalization layer normalize with the global batch's statistics and
+    keep moving statistics as its fused one-device kernel does."""
+    calculate, assign = bn._calculate_mean_and_var, bn._assign_moving_average
+    factors = {}  # thread (replica) -> Bessel factor n / (n - 1) of the global batch
+
+    def mean_and_var(inputs, reduction_axes, keep_dims, mask=None):
+        mean, variance = calculate(inputs, reduction_axes, keep_dims, mask=mask)
+        ctx = tf.distribute.get_replica_context()
+        per_channel = tf.cast(tf.size(inputs), tf.float32) / tf.cast(tf.size(variance), tf.float32)
+        n = ctx.all_reduce(tf.distribute.ReduceOp.SUM, per_channel) if ctx else per_channel
+        factors[threading.get_ident()] = n / tf.maximum(n - 1.0, 1.0)
+        return mean, variance
+
+    def moving_average(variable, value, momentum, inputs_size):
+        # The fused kernel (one device) averages the unbiased batch variance; the
+        # synchronized path computes the biased one. And every replica updates its copy
+        # (the statistics are global), also one with an empty slice of a short batch.
+        if variable is bn.moving_variance:
+            value = value * tf.cast(factors[threading.get_ident()], value.dtype)
+        return assign(variable, value, momentum, None)
+
+    bn.synchronized, bn.fused = True, False  # the fused kernel has no all-reduce
+    bn._calculate_mean_and_var, bn._assign_moving_average = mean_and_var, moving_average
+
+
+def _keras():
+    from tfkd._keras import keras
+    return keras
+
+
+def _layers(model):
+    seen, out = set(), []
+    for layer in [model] + list(getattr(model, "submodules", ())):
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            out.append(layer)
+    return out

@@ -16,7 +16,13 @@ from tfkd.data import frontend
 from tfkd.data.dataset import INPUTS_KEY, TEACHER_LOGITS_KEY, SPLITS
 from tfkd.data.store import DEFAULT_SHUFFLE_BUFFER, FeatureStore, join_logits
 
-__all__ = ["StoreData"]
+__all__ = ["StoreData", "SHARD_MODES"]
+
+#: How training batches are split between the workers of a cluster: ``batch`` (every
+#: worker reads the same stream and keeps its slice of each global batch: the same
+#: steps as one process) or ``files`` (each worker reads its own shard files: less
+#: reading per worker, but other batches than one process and whole batches only).
+SHARD_MODES = ("batch", "files")
 
 
 class StoreData:
@@ -27,11 +33,20 @@ class StoreData:
     Args:
       store: the :class:`FeatureStore` (or its folder).
       shuffle_buffer: clips in the training shuffle buffer.
+      shard: how the training batches are split between the workers of a multi-worker
+        cluster (see :data:`SHARD_MODES` and :meth:`train_dataset`).
+
+    Raises:
+      ValueError: an unknown ``shard`` mode.
     """
 
-    def __init__(self, store, shuffle_buffer=DEFAULT_SHUFFLE_BUFFER):
+    def __init__(self, store, shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, shard="batch"):
+        if shard not in SHARD_MODES:
+            raise ValueError(f"distribute.shard: must be one of {', '.join(SHARD_MODES)}, "
+                             f"got {shard!r}")
         self.store = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
         self.shuffle_buffer = shuffle_buffer
+        self.shard = shard
         self.labels = tuple(self.store.labels)
         self.features = self.store.params
 
@@ -53,7 +68,7 @@ class StoreData:
     def steps_per_epoch(self, batch_size):
         """Training steps per epoch (one view per clip; ``batch_size`` is the global batch)."""
         workers = distribute.worker()[0]
-        if workers > 1:
+        if workers > 1 and self.shard == "files":
             return self._worker_batches(batch_size, workers) * workers
         return int(np.ceil(self.num_train / batch_size))
 
@@ -75,8 +90,13 @@ class StoreData:
     def train_dataset(self, batch_size, seed, logits=None):
         """Training batches, one augmented view per clip per epoch, from the store.
 
-        In a multi-worker cluster (``TF_CONFIG``) each worker reads its own part of the
-        shards; ``batch_size`` stays the global batch.
+        ``batch_size`` is the global batch. In a multi-worker cluster (``TF_CONFIG``) with
+        ``shard="batch"`` (the default) every worker reads the same seeded stream of global
+        batches and the strategy keeps each replica's consecutive slice of every one
+        (``tf.data``'s rebatching, then sharding by element): the union of the replicas'
+        batches at each step is the one-process batch, the short last one included
+        (a replica may get an empty slice of it). With ``shard="files"`` each worker reads
+        only its own shard files, whole batches only, as many on every worker.
 
         Args:
           batch_size: the global batch size.
@@ -87,11 +107,12 @@ class StoreData:
           A dataset of ``(x, y)`` or ``({"inputs", "teacher_logits"}, y)`` batches.
         """
         workers, index = distribute.worker()
+        by_files = workers > 1 and self.shard == "files"
         ds = self.store.batches("train", batch_size, view="random", shuffle=True, seed=seed,
                                 shuffle_buffer=self.shuffle_buffer,
-                                shard=(workers, index) if workers > 1 else None,
-                                drop_remainder=workers > 1)
-        if workers > 1:
+                                shard=(workers, index) if by_files else None,
+                                drop_remainder=by_files)
+        if by_files:
             # Every worker must take the same number of steps, none of them on an empty
             # batch (the strategy splits each global batch between the replicas): whole
             # batches only, as many on each worker.

@@ -174,9 +174,13 @@ def fit(model, data, settings, teacher=None, callbacks=(), *, seed=0, progress=P
     cbs += [] if progress.tty else [EpochLine(progress.label, progress.echo)]
     if progress.log_dir:
         cbs.append(keras.callbacks.TensorBoard(progress.log_dir, write_graph=False, profile_batch=0))
-    hist = trainer.fit(data.train_dataset(settings.batch_size, seed, logits), epochs=settings.epochs,
-                       validation_data=data.dataset("validation", 256, val_logits), callbacks=cbs,
-                       verbose=1 if progress.tty else 0)
+    # Over several replicas: batch statistics and dropout masks of the global batch, so
+    # that the replicas take the steps one device would (nothing changes on one).
+    with distribute.global_batch(model):
+        hist = trainer.fit(data.train_dataset(settings.batch_size, seed, logits),
+                           epochs=settings.epochs,
+                           validation_data=data.dataset("validation", 256, val_logits),
+                           callbacks=cbs, verbose=1 if progress.tty else 0)
     if backup and os.path.isfile(os.path.join(backup, "best.npz")):  # finished: nothing to resume
         os.remove(os.path.join(backup, "best.npz"))
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
