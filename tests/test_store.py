@@ -222,3 +222,46 @@ def test_data_stage_streams_the_tfds_source(tmp_path):
     assert all(0 < st.clips(s) <= 10 for s in speech.SPLITS)
     assert st.keys("validation")[0] == "tfds:validation:0"
     assert st.manifest["meta"]["source"] == "tfds:speech_commands"
+
+
+def _steps(batches):
+    return [({k: v.numpy() for k, v in x.items()}, y.numpy()) for x, y in batches]
+
+
+def test_replicas_split_each_global_batch_of_the_one_process_stream(written, monkeypatch):
+    """Two mirrored replicas (tests/conftest.py's logical CPUs), as Keras' fit feeds them,
+    reading as worker 0 of a two-worker cluster: at every step of two epochs their
+    batches, in replica order, are the one-process batch, the short last one (3 clips of
+    a global batch of 10) included."""
+    import json
+
+    from tfkd import distribute
+    from tfkd.data.store_data import StoreData
+
+    st = written[0]
+    logits = np.random.default_rng(0).normal(size=(23, 3, 4)).astype(np.float32)
+    data = StoreData(st)
+    one = data.train_dataset(10, seed=5, logits=logits)
+    single = [_steps(one) for _ in range(2)]
+    assert not np.array_equal(single[0][0][1], single[1][0][1])  # reshuffled between epochs
+    mirrored = distribute.resolve("mirrored")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1", "localhost:2"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    assert distribute.worker() == (2, 0)
+    dist = mirrored.experimental_distribute_dataset(data.train_dataset(10, seed=5, logits=logits))
+    for epoch in single:
+        steps = list(dist)
+        assert len(steps) == len(epoch) == data.steps_per_epoch(10) == 3
+        for (x, y), (want_x, want_y) in zip(steps, epoch):
+            parts = [_steps([p])[0] for p in mirrored.experimental_local_results((x, y))]
+            assert len(parts) == 2 and len(parts[0][1]) <= 5 and len(parts[1][1]) <= 5
+            np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), want_y)
+            for k in want_x:
+                np.testing.assert_array_equal(np.concatenate([p[0][k] for p in parts]), want_x[k])
+
+
+def test_unknown_shard_mode_is_named(written):
+    from tfkd.data.store_data import StoreData
+
+    with pytest.raises(ValueError, match="^distribute.shard: must be one of batch, files, got 'rows'$"):
+        StoreData(written[0], shard="rows")

@@ -241,10 +241,15 @@ class _GlobalDropout:
 
 
 @contextlib.contextmanager
-def global_batch(model, strategy=None):
+def global_batch(model, strategy=None, *, trainer=None):
     """Makes ``model`` train on a strategy's replicas as on one device with the global batch.
 
     With more than one replica in sync, while the context is open:
+
+    * ``trainer`` (the compiled model whose ``fit`` runs, e.g. a Distiller around
+      ``model``; default ``model``) scales each replica's loss by its share of the global
+      batch: Keras averages the replicas' local means, which is the global mean only when
+      the slices are equal (a short last batch splits unevenly);
 
     * BatchNormalization layers normalize with the statistics of the global batch
       (``synchronized``: the replicas all-reduce sums and counts), not of their slice;
@@ -270,6 +275,9 @@ def global_batch(model, strategy=None):
     keras = _keras()
     restore = []
     sampler = _GlobalDropout()
+    trainer = model if trainer is None else trainer
+    restore.append((trainer, {"compute_loss": None}))
+    trainer.compute_loss = _share_weighted(trainer.compute_loss)
     for layer in _layers(model):
         if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
             restore.append((layer, {"synchronized": False, "fused": layer.fused,
@@ -290,6 +298,27 @@ def global_batch(model, strategy=None):
                     delattr(obj, name)
                 else:
                     setattr(obj, name, value)
+
+
+def _share_weighted(compute_loss):
+    """``compute_loss`` times ``replicas × local batch / global batch``.
+
+    Keras returns ``local mean / replicas`` and sums the replicas' gradients; weighted so,
+    the sum is the gradient of the global batch's mean (with equal slices the factor is
+    exactly 1). The loss metrics, updated inside, are already weighted by batch size.
+    """
+
+    def scaled(x=None, y=None, y_pred=None, sample_weight=None, *args, **kwargs):
+        loss = compute_loss(x, y, y_pred, sample_weight, *args, **kwargs)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync < 2:
+            return loss
+        n = tf.cast(tf.shape(tf.nest.flatten(y_pred)[0])[0], tf.float32)
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, n)
+        share = tf.math.divide_no_nan(n * float(ctx.num_replicas_in_sync), total)
+        return loss * tf.cast(share, loss.dtype)
+
+    return scaled
 
 
 def _synchronize(bn):
