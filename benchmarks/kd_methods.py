@@ -18,6 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+import tensorflow as tf  # noqa: E402
+
+from tfkd._keras import keras  # noqa: E402
 from tfkd.config import load  # noqa: E402
 from tfkd.distill.features import FeaturePair  # noqa: E402
 from tfkd.models import build  # noqa: E402
@@ -39,12 +42,16 @@ def main():
     args = ap.parse_args()
     cfg = load(os.path.join(HERE, "..", "pipelines", "kws_micro.yaml"), [f"data.path={os.path.abspath(args.data)}"])
     quiet = Progress(echo=lambda *_: None)
+    # As the pipeline does (tfkd.pipeline.runner): seeded and op-deterministic, so that a
+    # rerun prints the same table.
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
     data, _ = build_data(cfg.data, cfg.features, seed=0)
     shape, n = data.input_shape, len(data.labels)
     x_test, y_test = data.arrays("test")
     teacher = build(cfg.teacher.model, shape, n, **cfg.teacher.params)
     fit(teacher, data, FitSettings(epochs=cfg.teacher.epochs, batch_size=64,
-                                   learning_rate=cfg.teacher.learning_rate), progress=quiet)
+                                   learning_rate=cfg.teacher.learning_rate), seed=0, progress=quiet)
     t_acc = accuracy(teacher, x_test, y_test)
     student_params = {"size": "s", "channels": args.student_channels, "blocks": args.student_blocks}
 
