@@ -324,16 +324,29 @@ def _share_weighted(compute_loss):
 def _synchronize(bn):
     """Makes a BatchNormalization layer normalize with the global batch's statistics and
     keep moving statistics as its fused one-device kernel does."""
-    calculate, assign = bn._calculate_mean_and_var, bn._assign_moving_average
+    assign = bn._assign_moving_average
     factors = {}  # thread (replica) -> Bessel factor n / (n - 1) of the global batch
 
     def mean_and_var(inputs, reduction_axes, keep_dims, mask=None):
-        mean, variance = calculate(inputs, reduction_axes, keep_dims, mask=mask)
+        # Two passes, as tf.nn.moments on one device: the global mean first, then the
+        # mean squared deviation from it. (Keras' synchronized path takes E[x²] - E[x]²,
+        # which cancels catastrophically in float32 when the mean dwarfs the spread, as
+        # on raw audio features: its batch statistics were off by percents.)
+        if mask is not None:
+            raise ValueError(f"{bn.name}: masked inputs are not supported over several replicas")
         ctx = tf.distribute.get_replica_context()
-        per_channel = tf.cast(tf.size(inputs), tf.float32) / tf.cast(tf.size(variance), tf.float32)
-        n = ctx.all_reduce(tf.distribute.ReduceOp.SUM, per_channel) if ctx else per_channel
+        x = tf.cast(inputs, tf.float32)
+        local_sum = tf.reduce_sum(x, axis=reduction_axes, keepdims=True)
+        local_n = tf.cast(tf.size(x), tf.float32) / tf.cast(tf.size(local_sum), tf.float32)
+        n = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_n)
+        mean = tf.math.divide_no_nan(ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_sum), n)
+        squares = tf.reduce_sum(tf.math.squared_difference(x, tf.stop_gradient(mean)),
+                                axis=reduction_axes, keepdims=True)
+        variance = tf.math.divide_no_nan(ctx.all_reduce(tf.distribute.ReduceOp.SUM, squares), n)
+        if not keep_dims:
+            mean, variance = tf.squeeze(mean, reduction_axes), tf.squeeze(variance, reduction_axes)
         factors[threading.get_ident()] = n / tf.maximum(n - 1.0, 1.0)
-        return mean, variance
+        return tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
 
     def moving_average(variable, value, momentum, inputs_size):
         # The fused kernel (one device) averages the unbiased batch variance; the
