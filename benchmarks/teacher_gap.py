@@ -45,26 +45,27 @@ PIPELINE = os.path.join(HERE, "..", "pipelines", "kws_micro.yaml")
 SMALL = ["student.params={size: xs}", "prune.method=none"]
 CONSISTENT = ["distill.mode=consistent"]
 MIXUP = ["distill.mixup={prob: 0.5, alpha: 0.4}"]
-EPOCHS = {1: ["distill.epochs=32"], 2: ["distill.epochs=64"], 4: ["distill.epochs=128"]}
+EPOCHS = {n: [f"distill.epochs={n}"] for n in (32, 64, 128, 256)}
 
 #: name -> (overrides, teacher group: configurations of one group share a run folder).
 CONFIGS = {
-    "cached": (SMALL + EPOCHS[1], "resnet"),
-    "consistent+mixup": (SMALL + CONSISTENT + MIXUP + EPOCHS[1], "resnet"),
-    "consistent": (SMALL + CONSISTENT + EPOCHS[1], "resnet"),
-    "consistent+mixup x2 epochs": (SMALL + CONSISTENT + MIXUP + EPOCHS[2], "resnet"),
-    "cached x2 epochs": (SMALL + EPOCHS[2], "resnet"),
-    "cached x4 epochs": (SMALL + EPOCHS[4], "resnet"),
-    "DS-CNN-S pruned": (["student.params={size: s}", "prune.method=structured"] + EPOCHS[1],
-                        "resnet"),
-    "ensemble3 + consistent+mixup": (SMALL + CONSISTENT + MIXUP + EPOCHS[1] + ["teacher.ensemble=3"],
-                                     "ens3"),
-    "consistent teacher + consistent+mixup": (SMALL + CONSISTENT + MIXUP + EPOCHS[1]
-                                              + ["teacher.mode=consistent"], "consistent_teacher"),
+    "cached, 32 epochs": (SMALL + EPOCHS[32], "resnet"),
+    "cached, 64 epochs": (SMALL + EPOCHS[64], "resnet"),
+    "cached, 128 epochs": (SMALL + EPOCHS[128], "resnet"),
+    "cached, 256 epochs": (SMALL + EPOCHS[256], "resnet"),
+    "consistent, 32 epochs": (SMALL + CONSISTENT + EPOCHS[32], "resnet"),
+    "consistent+mixup, 32 epochs": (SMALL + CONSISTENT + MIXUP + EPOCHS[32], "resnet"),
+    "consistent+mixup, 64 epochs": (SMALL + CONSISTENT + MIXUP + EPOCHS[64], "resnet"),
+    "DS-CNN-S pruned, 32 epochs": (["student.params={size: s}", "prune.method=structured"]
+                                   + EPOCHS[32], "resnet"),
+    "ensemble3 + consistent+mixup, 32 epochs": (SMALL + CONSISTENT + MIXUP + EPOCHS[32]
+                                                + ["teacher.ensemble=3"], "ens3"),
+    "consistent teacher + consistent+mixup, 32 epochs": (
+        SMALL + CONSISTENT + MIXUP + EPOCHS[32] + ["teacher.mode=consistent"], "consistent_teacher"),
 }
 #: The README's table.
-DEFAULT = ("cached", "cached x2 epochs", "cached x4 epochs", "consistent+mixup",
-           "consistent+mixup x2 epochs", "DS-CNN-S pruned")
+DEFAULT = ("cached, 32 epochs", "cached, 64 epochs", "cached, 128 epochs", "cached, 256 epochs",
+           "consistent+mixup, 32 epochs", "consistent+mixup, 64 epochs", "DS-CNN-S pruned, 32 epochs")
 
 
 def _pooled(acc_test, acc_val, n_test, n_val):
