@@ -89,6 +89,17 @@ def _load(pipeline, overrides):
         raise click.UsageError(str(e)) from None
 
 
+def _load_with_search(pipeline, overrides):
+    """:func:`_load`, plus the ``search`` section through ``tfkd search``'s own parser."""
+    from tfkd.config import ConfigError
+    from tfkd.search import space
+
+    try:
+        return space.load_search(pipeline, overrides, optional=True)[0]
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+
+
 def _dry_build(cfg):
     """``tfkd.pipeline.checks.dry_build`` when this tfkd has it (it builds the models)."""
     try:
@@ -134,9 +145,12 @@ def cli():
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's log and tracebacks.")
 @_interruptible
 def validate(pipeline, overrides, no_build, verbose):
-    """Check PIPELINE.yaml (and --set overrides) without training anything."""
+    """Check PIPELINE.yaml (and --set overrides) without training anything.
+
+    A ``search`` section (and ``--set search.*``) is checked as ``tfkd search`` reads it.
+    """
     with _quiet(verbose):
-        cfg = _load(pipeline, overrides)
+        cfg = _load_with_search(pipeline, overrides)
         if not no_build:
             _dry_build(cfg)
     click.echo(f"{pipeline}: ok ({cfg.name})")

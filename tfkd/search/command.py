@@ -37,19 +37,15 @@ def search(pipeline, budget, trials, out_dir, resume, overrides, dry_run, sample
     pipeline per Pareto-front point) into the search folder.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tfkd.config import ConfigError, load
+    from tfkd.config import ConfigError
     from tfkd.search import space
 
-    mine, theirs = space.split_overrides(overrides)
     try:
-        cfg = load(pipeline, theirs)
-        settings = space.parse_search(cfg, getattr(cfg, "search", None), mine, budget)
+        cfg, settings = space.load_search(pipeline, overrides, budget)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     changes = {k: v for k, v in (("trials", trials), ("samples", samples)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
-    if not settings.space:
-        raise click.UsageError("search.space: every dimension is off; nothing to search")
     click.echo(f"budget: {settings.budget.describe()}")
     click.echo("space: " + ", ".join(f"{d.name} {d.describe()}" for d in settings.space))
     for line in settings.off:

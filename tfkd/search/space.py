@@ -23,11 +23,11 @@ import typing
 
 import yaml
 
-from tfkd.config import ConfigError, from_dict, to_dict
+from tfkd.config import ConfigError, from_dict, load, to_dict
 from tfkd.schema import safe_load
 
 __all__ = ["Budget", "Dimension", "SearchSettings", "parse_size", "parse_budget",
-           "parse_search", "split_overrides", "candidate_config", "DEFAULT_SPACE",
+           "parse_search", "load_search", "split_overrides", "candidate_config", "DEFAULT_SPACE",
            "BUDGET_NAMES"]
 
 _BYTE_UNITS = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024 ** 2, "mib": 1024 ** 2}
@@ -221,6 +221,34 @@ class SearchSettings:
     """Dimensions left out, with why (``"blocks: tiny_conv has no depth parameter"``)."""
 
 
+def load_search(path, overrides=(), budget_text=None, *, optional=False):
+    """Loads a pipeline YAML and its search settings, as ``tfkd search`` reads them.
+
+    ``tfkd validate`` calls it too (with ``optional=True``), so that a ``search`` section
+    it accepts is one ``tfkd search`` accepts. Neither step imports TensorFlow.
+
+    Args:
+      path: the pipeline YAML file.
+      overrides: ``--set`` strings; ``search.*`` ones go to the search section, the
+        others to the pipeline.
+      budget_text: ``--budget`` (see :func:`parse_budget`), or None.
+      optional: return ``(cfg, None)`` when the pipeline has no ``search`` section and
+        no ``search.*`` override (a pipeline meant only for ``tfkd run``).
+
+    Returns:
+      ``(PipelineConfig, SearchSettings or None)``.
+
+    Raises:
+      ConfigError: one line starting with the bad key (pipeline or search).
+    """
+    mine, theirs = split_overrides(overrides)
+    cfg = load(path, theirs)
+    section = getattr(cfg, "search", None)
+    if optional and section is None and not mine and budget_text is None:
+        return cfg, None
+    return cfg, parse_search(cfg, section, mine, budget_text)
+
+
 def split_overrides(overrides):
     """Splits ``--set`` items into ``search.*`` ones and the pipeline's own."""
     mine = [o for o in overrides if o.strip().startswith("search.")]
@@ -409,6 +437,8 @@ def parse_search(cfg, section, overrides=(), budget_text=None):
             off.append(f"{name}: off (search.space.{name}: null)")
             continue
         dims.append(dim)
+    if not dims:
+        raise ConfigError(f"{p}.space: every dimension is off; nothing to search")
     _check_ends(cfg, dims)
     try:
         b = Budget(**budget)
