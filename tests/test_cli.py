@@ -30,6 +30,24 @@ def test_import_tfkd_and_the_cli_do_not_import_tensorflow():
     assert out.stdout.strip() == "[]"
 
 
+def test_validate_no_build_checks_the_search_section_without_tensorflow(tmp_path):
+    # The search section goes through tfkd search's parser, which must not pull TF in.
+    path = tmp_path / "p.yaml"
+    path.write_text(f"data: {{path: {os.path.join(ROOT, 'tfkd', 'assets', 'speech_commands_mini')}}}\n"
+                    "search: {budget: {flash: 23KB}, space: {channels: [8, 16]}}\n")
+    code = ("import sys; from click.testing import CliRunner; from tfkd.cli import cli; "
+            "r = CliRunner().invoke(cli, ['validate', '--no-build', sys.argv[1]] + sys.argv[2:]); "
+            "print(r.exit_code, r.output.strip().splitlines()[-1]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'tf_keras', 'keras', 'optuna')))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.splitlines() == [f"0 {path}: ok (p)", "[]"]
+    out = subprocess.run([sys.executable, "-c", code, str(path), "--set", "search.space.blocks=[0, 2]"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["2 Error: search.space.blocks: must be >= 1, got 0..2", "[]"]
+
+
 @pytest.mark.slow
 def test_lazy_names_still_work():
     code = ("import tfkd; from tfkd import keras; "

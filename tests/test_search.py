@@ -194,6 +194,50 @@ def test_cli_budget_error_is_one_usage_line():
         "Error: --budget flash=23XB: unknown unit 'XB' (flash takes B, KB, MB; 1 KB = 1024 B)")
 
 
+@pytest.mark.parametrize("section,message", [
+    ({"space": {"depth": [1, 2]}}, "search.space.depth: unknown dimension (allowed: channels, "
+     "blocks, first_stride, num_channels, stride_ms, prune_ratio, temperature, alpha)"),
+    ({"space": {"channels": [64, 16]}}, "search.space.channels: need numbers low <= high, got 64..16"),
+    ({"space": {"channels": {"low": 8, "high": 16, "stpe": 4}}},
+     "search.space.channels.stpe: unknown key (allowed: choices, high, log, low, step)"),
+    ({"budget": {"flash": "23XB"}},
+     "search.budget.flash: unknown unit 'XB' (flash takes B, KB, MB; 1 KB = 1024 B)"),
+    ({"trails": 3}, "search.trails: unknown key (allowed: budget, trials, sampler, seed, "
+     "startup_trials, samples, space)"),
+    ({"space": {n: None for n in space.DEFAULT_SPACE}},
+     "search.space: every dimension is off; nothing to search"),
+])
+def test_validate_reports_a_bad_search_section_as_search_does(tmp_path, section, message):
+    path = _yaml_with_search(tmp_path, section)
+    for args in (["validate", path, "--no-build"], ["validate", path],
+                 ["search", path, "--dry-run"]):
+        r = _invoke(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.output.strip().splitlines()[-1] == f"Error: {message}", args
+
+
+def test_validate_reads_search_overrides_as_search_does():
+    bad = ["--set", "search.space.channels=[64, 16]"]
+    for args in (["validate", QUICKSTART, "--no-build", *bad], ["search", QUICKSTART, "--dry-run", *bad]):
+        r = _invoke(*args)
+        assert r.exit_code == 2, r.output
+        assert r.output.strip().splitlines()[-1] == (
+            "Error: search.space.channels: need numbers low <= high, got 64..16")
+    r = _invoke("validate", QUICKSTART, "--no-build", "--set", "search.space.channels=[8, 16]",
+                "--set", "search.trials=3", "--set", "distill.temperature=2")
+    assert r.exit_code == 0, r.output
+    assert r.output == f"{QUICKSTART}: ok (kws_quickstart)\n"
+
+
+def test_validate_passes_a_good_search_section(tmp_path):
+    path = _yaml_with_search(tmp_path, {"budget": {"flash": "23KB"}, "trials": 3, "sampler": "nsga2",
+                                        "space": {"channels": {"low": 8, "high": 32, "step": 8},
+                                                  "first_stride": [[2, 1], [2, 2]], "alpha": None}})
+    r = _invoke("validate", path, "--no-build")
+    assert r.exit_code == 0, r.output
+    assert r.output == f"{path}: ok (kws_quickstart)\n"
+
+
 # -- feasibility -----------------------------------------------------------------------------
 
 def test_count_macs_matches_hand_count():
