@@ -1,11 +1,14 @@
 import os
+import re
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
-from tfkd import keras
+from tfkd import keras, limits
+from tfkd.cli import cli
 from tfkd.config import ConfigError, load
-from tfkd.pipeline.checks import dry_build
+from tfkd.pipeline.checks import check_model_size, dry_build, num_labels
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 MINI = os.path.abspath(os.path.join(ROOT, "tfkd", "assets", "speech_commands_mini"))
@@ -87,3 +90,44 @@ def test_a_huge_zoo_model_is_refused_before_it_is_allocated(tmp_path):
     with pytest.raises(ConfigError, match=r"^student.params: the model has [\d,]+ parameters, "
                                           r"more than the [\d,]+ limit$"):
         _check(tmp_path, "student.params={channels: 200000, blocks: 4}")
+
+
+def test_the_label_count_follows_the_data_section(tmp_path):
+    # Reference: the clip folders of the bundled set, counted here by hand.
+    folders = [d for d in os.listdir(MINI) if os.path.isdir(os.path.join(MINI, d))
+               and d != "_background_noise_"]
+    no_labels = {**SMALL, "data": {"path": MINI}}
+    assert len(folders) == 11
+    assert num_labels(_cfg(tmp_path, raw=no_labels).data) == len(folders)
+    assert _check(tmp_path, raw=no_labels).output_shape == (None, len(folders))
+    assert num_labels(_cfg(tmp_path).data) == 4
+    assert num_labels(_cfg(tmp_path, "data.path=null", raw=no_labels).data) == 12  # KWS-12 (TFDS)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("student.params={channels: 200000, blocks: 4}", "student.params"),
+    ("distill.assistants=[{model: ds_cnn, params: {channels: 200000, blocks: 1}}]",
+     "distill.assistants[0].params"),
+])
+def test_validate_and_run_refuse_a_huge_model_with_the_same_line(tmp_path, override, key):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    lines = []
+    for args in (["validate", str(path)],
+                 ["run", str(path), "--out", str(tmp_path / "run"), "--stop-after", "data"]):
+        r = CliRunner().invoke(cli, [*args, "--set", override])
+        assert r.exit_code == 2, (args, r.output)
+        lines.append(r.output.strip().splitlines()[-1])
+    assert lines[0] == lines[1], lines
+    assert re.fullmatch(rf"Error: {re.escape(key)}: the model has [\d,]+ parameters, more than "
+                        rf"the {limits.MAX_MODEL_PARAMS:,} limit", lines[0]), lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_check_model_size_names_the_key_and_counts_as_keras(tmp_path):
+    student = _check(tmp_path)  # 4 labels, channels 8, blocks 2
+    shape = student.input_shape[1:]
+    with pytest.raises(ConfigError, match=r"^student.params: size: must be one of"):
+        check_model_size("student.params", "ds_cnn", {"size": "xl"}, shape, 4)
+    assert check_model_size("student.params", "ds_cnn", {"channels": 8, "blocks": 2},
+                            shape, 4) == student.count_params()

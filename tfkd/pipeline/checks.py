@@ -13,20 +13,49 @@ from tfkd.distill.distiller import Distiller
 from tfkd.models import build as build_model
 from tfkd.registry import UnknownNameError
 
-__all__ = ["dry_build"]
+__all__ = ["dry_build", "num_labels", "check_model_size", "ModelSizeError"]
 
 
-def _num_labels(d):
-    if d.labels is not None:
-        return len(d.labels)
-    if d.path is not None:  # every sub-folder is a label; the count is all a build needs
-        return max(2, len(speech.label_folders(d.path)))
+class ModelSizeError(ConfigError):
+    """A zoo model beyond :data:`tfkd.limits.MAX_MODEL_PARAMS`; the message names its key."""
+
+
+def num_labels(data):
+    """The number of classes a run trains, from its ``data`` section alone.
+
+    Args:
+      data: a :class:`tfkd.config.DataConfig`.
+
+    Returns:
+      ``len(data.labels)`` when given; else the sub-folders of ``data.path`` (at least
+      two); else the twelve Speech Commands classes of the TFDS source.
+    """
+    if data.labels is not None:
+        return len(data.labels)
+    if data.path is not None:  # every sub-folder is a label; the count is all a build needs
+        return max(2, len(speech.label_folders(data.path)))
     return len(speech.KWS12)
 
 
-def _build(key, model, params, shape, n):
-    # Count first in a graph that is never run: a zoo model of billions of parameters
-    # would otherwise take all memory here, in validate, before any bound is checked.
+def check_model_size(key, model, params, shape, n):
+    """Counts a zoo model's parameters without allocating them and checks the bound.
+
+    Args:
+      key: the config key named in errors (``student.params``).
+      model: the zoo model name.
+      params: its builder parameters.
+      shape: the input feature shape.
+      n: the number of classes.
+
+    Returns:
+      The parameter count.
+
+    Raises:
+      ConfigError: ``<key>: <why>`` when the model cannot be built with ``params``.
+      ModelSizeError: the model has more than ``limits.MAX_MODEL_PARAMS`` parameters.
+    """
+    # Count in a graph that is never run: a zoo model of billions of parameters would
+    # otherwise take all memory before any bound is checked.
     try:
         count = limits.count_params_unallocated(lambda: build_model(model, shape, n, **params))
     except (TypeError, ValueError, UnknownNameError) as e:
@@ -34,7 +63,12 @@ def _build(key, model, params, shape, n):
     try:
         limits.check_model_params(count, key)
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise ModelSizeError(str(e)) from None
+    return count
+
+
+def _build(key, model, params, shape, n):
+    check_model_size(key, model, params, shape, n)
     return build_model(model, shape, n, **params)
 
 
@@ -61,7 +95,7 @@ def dry_build(cfg):
         work, with its key path (``student.params: ...``, ``distill.features[0]: ...``,
         ``prune.exclude: ...``).
     """
-    shape, n = frontend.feature_shape(cfg.features), _num_labels(cfg.data)
+    shape, n = frontend.feature_shape(cfg.features), num_labels(cfg.data)
     chain = []  # (key of the model, model) in teaching order
     if cfg.teacher is not None:
         t = cfg.teacher

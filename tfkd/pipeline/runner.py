@@ -223,14 +223,10 @@ def _check_model_sizes(cfg):
     parameters costs a fraction of a second, not all memory. Models that cannot be
     built are left to their stage, which names the problem.
     """
-    from tfkd import limits
     from tfkd.data import frontend
-    from tfkd.models import build as build_model
+    from tfkd.pipeline import checks
 
-    d = cfg.data
-    n = len(d.labels) if d.labels is not None else \
-        max(2, len(speech.label_folders(d.path))) if d.path is not None else len(speech.KWS12)
-    shape = frontend.feature_shape(cfg.features)
+    n, shape = checks.num_labels(cfg.data), frontend.feature_shape(cfg.features)
     specs = [("student.params", cfg.student.model, cfg.student.params)]
     if cfg.teacher is not None and cfg.teacher.path is None:
         specs.append(("teacher.params", cfg.teacher.model, cfg.teacher.params))
@@ -238,14 +234,11 @@ def _check_model_sizes(cfg):
               for i, a in enumerate(cfg.distill.assistants)]
     for key, model, params in specs:
         try:
-            count = limits.count_params_unallocated(
-                lambda model=model, params=params: build_model(model, shape, n, **params))
+            checks.check_model_size(key, model, params, shape, n)
+        except checks.ModelSizeError as e:
+            raise RunError(str(e)) from None
         except Exception:  # noqa: BLE001 - not buildable: the stage says why, in one line
             continue
-        try:
-            limits.check_model_params(count, key)
-        except ValueError as e:
-            raise RunError(str(e)) from None
 
 
 def next_key(stage, cfg, raw, keys):
