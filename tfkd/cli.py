@@ -147,7 +147,7 @@ def cli():
 def validate(pipeline, overrides, no_build, verbose):
     """Check PIPELINE.yaml (and --set overrides) without training anything.
 
-    A ``search`` section (and ``--set search.*``) is checked as ``tfkd search`` reads it.
+    A search section (and --set search.* overrides) is checked as tfkd search reads it.
     """
     with _quiet(verbose):
         cfg = _load_with_search(pipeline, overrides)
