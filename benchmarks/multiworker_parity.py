@@ -11,6 +11,12 @@ Usage::
 
 Two workers on one machine share its cores, so the two-worker run is slower; the point
 is the numbers. Exit status 1 when an accuracy differs by more than ``--points``.
+
+``--noise-floor`` adds a third run: one process again, with ``TF_ENABLE_ONEDNN_OPTS=0``
+(TensorFlow's plain kernels instead of oneDNN's: the same maths, other floating-point
+rounding). Two workers sum gradients and batch statistics in another order than one
+process; how far a rounding-only change moves the figures shows how close any
+distributed run can be expected to come.
 """
 
 import argparse
@@ -43,8 +49,8 @@ def _command(pipeline, out, sets):
     return cmd
 
 
-def _run_single(pipeline, out, sets):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def _run_single(pipeline, out, sets, **extra_env):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
     env.pop("TF_CONFIG", None)
     p = subprocess.run(_command(pipeline, out, sets), env=env, capture_output=True, text=True)
     if p.returncode:
@@ -98,6 +104,8 @@ def main(argv=None):
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--points", type=float, default=1.0,
                     help="largest allowed accuracy difference, in points (default 1)")
+    ap.add_argument("--noise-floor", action="store_true",
+                    help="also run one process with TF_ENABLE_ONEDNN_OPTS=0 (rounding only)")
     args = ap.parse_args(argv)
     out = args.out or tempfile.mkdtemp(prefix="tfkd-parity-")
     single_dir, multi_dir = os.path.join(out, "single"), os.path.join(out, "two_workers")
@@ -107,24 +115,37 @@ def main(argv=None):
           f"{' '.join(_command(args.pipeline, multi_dir, args.sets + ['distribute.strategy=multi_worker']))}",
           flush=True)
     multi_log = _run_workers(args.pipeline, multi_dir, args.sets)
-    with open(os.path.join(single_dir, "metrics.json")) as f:
-        single = json.load(f)
-    with open(os.path.join(multi_dir, "metrics.json")) as f:
-        multi = json.load(f)
+    noise_dir, noise_log = os.path.join(out, "single_no_onednn"), ""
+    if args.noise_floor:
+        print(f"noise floor:    TF_ENABLE_ONEDNN_OPTS=0 "
+              f"{' '.join(_command(args.pipeline, noise_dir, args.sets))}", flush=True)
+        noise_log = _run_single(args.pipeline, noise_dir, args.sets, TF_ENABLE_ONEDNN_OPTS="0")
+
+    def metrics(folder):
+        with open(os.path.join(folder, "metrics.json")) as f:
+            return json.load(f)
+
+    single, multi = metrics(single_dir), metrics(multi_dir)
     print(f"\nreplicas: single {single['distribute']}, two workers {multi['distribute']}\n")
     a, b = _figures(single), _figures(multi)
+    c = _figures(metrics(noise_dir)) if args.noise_floor else {}
     worst = 0.0
-    print(f"{'metric':34s} {'single':>10s} {'2 workers':>10s} {'diff':>9s}")
+    fmt = (lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
+    print(f"{'metric':34s} {'single':>10s} {'2 workers':>10s} {'diff':>9s}"
+          + (f" {'no oneDNN':>10s} {'diff':>9s}" if c else ""))
     for key in sorted(set(a) | set(b)):
         x, y = a.get(key), b.get(key)
         diff = (y - x) if x is not None and y is not None else float("nan")
         if "accuracy" in key and x is not None and y is not None:
             worst = max(worst, abs(diff) * 100)
-        fmt = (lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
-        print(f"{key:34s} {fmt(x):>10s} {fmt(y):>10s} {diff:>9.4f}")
-    la, lb = _losses(single_log), _losses(multi_log)
+        line = f"{key:34s} {fmt(x):>10s} {fmt(y):>10s} {diff:>9.4f}"
+        if c:
+            z = c.get(key)
+            line += f" {fmt(z):>10s} {(z - x) if z is not None and x is not None else float('nan'):>9.4f}"
+        print(line)
+    la, lb, lc = _losses(single_log), _losses(multi_log), _losses(noise_log)
     print(f"\n{'training run':14s} {'epochs':>6s} {'loss ep1 single/2w':>24s} "
-          f"{'last single/2w':>22s} {'max |diff|':>11s}")
+          f"{'last single/2w':>22s} {'max |diff|':>11s}" + (f" {'no oneDNN':>10s}" if lc else ""))
     for label in la:
         s, m = la[label], lb.get(label, [])
         n = min(len(s), len(m))
@@ -132,8 +153,11 @@ def main(argv=None):
             print(f"{label:14s} no two-worker epochs")
             continue
         d = max(abs(u - v) for u, v in zip(s[:n], m[:n]))
-        print(f"{label:14s} {n:6d} {s[0]:>11.6f}/{m[0]:<11.6f} {s[n - 1]:>10.6f}/{m[n - 1]:<10.6f} "
-              f"{d:11.2e}")
+        line = (f"{label:14s} {n:6d} {s[0]:>11.6f}/{m[0]:<11.6f} {s[n - 1]:>10.6f}/{m[n - 1]:<10.6f} "
+                f"{d:11.2e}")
+        if lc.get(label):
+            line += f" {max(abs(u - v) for u, v in zip(s, lc[label])):10.2e}"
+        print(line)
     print(f"\nlargest accuracy difference: {worst:.2f} points (allowed {args.points}); runs in {out}")
     return 0 if worst <= args.points else 1
 
