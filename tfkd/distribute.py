@@ -250,11 +250,12 @@ def global_batch(model, strategy=None, *, trainer=None):
       ``model``; default ``model``) scales each replica's loss by its share of the global
       batch: Keras averages the replicas' local means, which is the global mean only when
       the slices are equal (a short last batch splits unevenly);
-
-    * BatchNormalization layers normalize with the statistics of the global batch
-      (``synchronized``: the replicas all-reduce sums and counts), not of their slice;
-    * Dropout layers (Keras' legacy stateful RNG, the default) draw the mask of the whole
-      global batch, with the seeds one process would use, and apply their rows of it.
+    * BatchNormalization layers normalize with the statistics of the global batch (the
+      replicas all-reduce per-channel sums, in two passes as one device computes them),
+      not of their slice, and keep moving statistics as the one-device layer does;
+    * Dropout layers (Keras' legacy stateful RNG, the default; no fixed seed, a per-example
+      noise shape) draw the mask of the whole global batch, with the seeds one process
+      would use, and apply their rows of it.
 
     Together with the input pipeline's slicing of each global batch (see
     ``StoreData.train_dataset``), a replicated step then differs from the one-device step
@@ -282,11 +283,12 @@ def global_batch(model, strategy=None, *, trainer=None):
         if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
             restore.append((layer, {"synchronized": False, "fused": layer.fused,
                                     "_calculate_mean_and_var": None, "_assign_moving_average": None}))
-            _synchronize(layer)
+            _synchronize(layer, unbiased=bool(layer.fused))
         gen = getattr(layer, "_random_generator", None)
         if (isinstance(layer, keras.layers.Dropout) and gen is not None
                 and getattr(gen, "_rng_type", None) == gen.RNG_LEGACY_STATEFUL
-                and getattr(gen, "_seed", None) is None):
+                and getattr(gen, "_seed", None) is None
+                and (layer.noise_shape is None or layer.noise_shape[0] is None)):
             restore.append((gen, {"dropout": None}))  # None: drop the instance override
             gen.dropout = sampler
     try:
@@ -321,10 +323,11 @@ def _share_weighted(compute_loss):
     return scaled
 
 
-def _synchronize(bn):
+def _synchronize(bn, unbiased):
     """Makes a BatchNormalization layer normalize with the global batch's statistics and
-    keep moving statistics as its fused one-device kernel does."""
-    assign = bn._assign_moving_average
+    keep moving statistics as it does on one device (``unbiased``: the fused kernel's
+    moving variance, which averages the Bessel-corrected batch variance)."""
+    calculate, assign = bn._calculate_mean_and_var, bn._assign_moving_average
     factors = {}  # thread (replica) -> Bessel factor n / (n - 1) of the global batch
 
     def mean_and_var(inputs, reduction_axes, keep_dims, mask=None):
@@ -332,9 +335,10 @@ def _synchronize(bn):
         # mean squared deviation from it. (Keras' synchronized path takes E[x²] - E[x]²,
         # which cancels catastrophically in float32 when the mean dwarfs the spread, as
         # on raw audio features: its batch statistics were off by percents.)
-        if mask is not None:
-            raise ValueError(f"{bn.name}: masked inputs are not supported over several replicas")
         ctx = tf.distribute.get_replica_context()
+        if mask is not None or ctx is None:  # Keras' own path (masks are never fused)
+            factors[threading.get_ident()] = 1.0
+            return calculate(inputs, reduction_axes, keep_dims, mask=mask)
         x = tf.cast(inputs, tf.float32)
         local_sum = tf.reduce_sum(x, axis=reduction_axes, keepdims=True)
         local_n = tf.cast(tf.size(x), tf.float32) / tf.cast(tf.size(local_sum), tf.float32)
@@ -345,12 +349,12 @@ def _synchronize(bn):
         variance = tf.math.divide_no_nan(ctx.all_reduce(tf.distribute.ReduceOp.SUM, squares), n)
         if not keep_dims:
             mean, variance = tf.squeeze(mean, reduction_axes), tf.squeeze(variance, reduction_axes)
-        factors[threading.get_ident()] = n / tf.maximum(n - 1.0, 1.0)
+        factors[threading.get_ident()] = n / tf.maximum(n - 1.0, 1.0) if unbiased else 1.0
         return tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
 
     def moving_average(variable, value, momentum, inputs_size):
         # The fused kernel (one device) averages the unbiased batch variance; the
-        # synchronized path computes the biased one. And every replica updates its copy
+        # statistics above are the biased one. And every replica updates its copy
         # (the statistics are global), also one with an empty slice of a short batch.
         if variable is bn.moving_variance:
             value = value * tf.cast(factors[threading.get_ident()], value.dtype)

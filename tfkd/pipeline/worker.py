@@ -7,7 +7,7 @@ Another worker:
 * waits for the chief's data stage (the feature store in ``DIR/data``, on storage that
   every worker reads) instead of running it;
 * runs each training stage with the chief, in the same strategy (the replicas train in
-  sync), reading its share of the store's shards;
+  sync on slices of the same global batches; see ``StoreData.train_dataset``);
 * keeps its trained models in a temporary folder of its own (the next training stage
   reads them there) and writes nothing into ``DIR`` but Keras' temporary checkpoints;
 * leaves quantize and export to the chief, and waits until the chief has finished them.
