@@ -265,3 +265,21 @@ def test_unknown_shard_mode_is_named(written):
 
     with pytest.raises(ValueError, match="^distribute.shard: must be one of batch, files, got 'rows'$"):
         StoreData(written[0], shard="rows")
+
+
+def test_files_mode_gives_each_worker_its_own_whole_batches(written, monkeypatch):
+    import json
+
+    from tfkd.data.store_data import StoreData
+
+    data = StoreData(written[0], shard="files")
+    assert data.steps_per_epoch(4) == 6  # one process: ceil(23 / 4)
+    seen = []
+    for i in range(2):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1", "localhost:2"]},
+                                                    "task": {"type": "worker", "index": i}}))
+        assert data.steps_per_epoch(4) == 4  # 23 clips // 2 workers // 4 = 2 batches each
+        ys = [y.numpy() for _, y in data.train_dataset(4, seed=0)]
+        assert [len(y) for y in ys] == [4, 4]
+        seen.append(np.concatenate(ys))
+    assert len(np.concatenate(seen)) == 16
