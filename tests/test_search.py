@@ -218,7 +218,8 @@ def test_validate_reports_a_bad_search_section_as_search_does(tmp_path, section,
 
 def test_validate_reads_search_overrides_as_search_does():
     bad = ["--set", "search.space.channels=[64, 16]"]
-    for args in (["validate", QUICKSTART, "--no-build", *bad], ["search", QUICKSTART, "--dry-run", *bad]):
+    for args in (["validate", QUICKSTART, "--no-build", *bad], ["search", QUICKSTART, "--dry-run", *bad],
+                 ["run", QUICKSTART, "--out", "unused", *bad]):  # (run refuses before any stage)
         r = _invoke(*args)
         assert r.exit_code == 2, r.output
         assert r.output.strip().splitlines()[-1] == (

@@ -171,7 +171,7 @@ def validate(pipeline, overrides, no_build, verbose):
 def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
     """Run PIPELINE.yaml: data → teacher → distill → prune → quantize → export → report."""
     with _quiet(verbose):
-        cfg = _load(pipeline, overrides)
+        cfg = _load_with_search(pipeline, overrides)  # (a search section is checked, not used)
         from tfkd.pipeline.runner import BudgetError, RunError, run_pipeline
         from tfkd.report import format_table, summary_rows
 
