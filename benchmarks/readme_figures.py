@@ -34,7 +34,7 @@ JOBS = {
                  "--out runs/readme/kws_micro", 14),
     "peer": ("python benchmarks/peer_recipe.py", 12),
     "ablation": ("python benchmarks/ablation.py --out runs/readme/ablation", 14),
-    "kd_methods": ("python benchmarks/kd_methods.py", 16),
+    "kd_methods": ("python benchmarks/kd_methods.py --methods 'no teacher,KD,DKD,DIST'", 16),
     "teacher_gap": ("python benchmarks/teacher_gap.py --out runs/readme/teacher_gap", 28),
     "overhead": ("python benchmarks/distill_overhead.py", 4),
 }
