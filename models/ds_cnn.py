@@ -1,7 +1,7 @@
 """DS-CNN (Zhang et al. 2017, "Hello Edge"); the S size is MLPerf Tiny's KWS reference.
 
 The XS size is tfkd's ≤ 23 KB student: 32 channels, 4 blocks and a first stride of 2×4
-(time × frequency). On 49×40 microfrontend features it has 8,076 parameters, a 21,760 B
+(time × frequency). On 49×40 microfrontend features it has 8,076 parameters, a 21,824 B
 int8 ``.tflite`` and a 21,760 B tensor arena on the host (``benchmarks/teacher_gap.py``):
 the first layer's output dominates the arena, so its frequency stride is the lever.
 """
