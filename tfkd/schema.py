@@ -9,7 +9,6 @@ message starts with ``<field>:`` is reported under that field's key path.
 
 import dataclasses
 import os
-import re
 import typing
 
 import yaml
