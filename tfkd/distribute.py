@@ -16,7 +16,7 @@ import json
 import os
 import threading
 
-from tfkd.lazy_tf import tf
+from tfkd.lazy_tf import keras, tf
 
 __all__ = ["STRATEGIES", "DistributeError", "choose", "resolve", "name_of", "replicas",
            "is_chief", "worker", "tpu_attached", "shard_policy", "global_batch"]
@@ -273,7 +273,6 @@ def global_batch(model, strategy=None, *, trainer=None):
     if replicas(strategy) < 2:
         yield model
         return
-    keras = _keras()
     restore = []
     sampler = _GlobalDropout()
     trainer = model if trainer is None else trainer
@@ -362,11 +361,6 @@ def _synchronize(bn, unbiased):
 
     bn.synchronized, bn.fused = True, False  # the fused kernel has no all-reduce
     bn._calculate_mean_and_var, bn._assign_moving_average = mean_and_var, moving_average
-
-
-def _keras():
-    from tfkd._keras import keras
-    return keras
 
 
 def _layers(model):
