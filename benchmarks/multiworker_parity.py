@@ -23,23 +23,14 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 
+from tfkd import distribute  # (imports no TensorFlow: tfkd.lazy_tf)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCH = re.compile(r"^\s*(\S.*?) epoch (\d+): (.*)$")
-
-
-def _ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _command(pipeline, out, sets):
@@ -59,11 +50,9 @@ def _run_single(pipeline, out, sets, **extra_env):
 
 
 def _run_workers(pipeline, out, sets, workers=2):
-    cluster = {"worker": [f"localhost:{p}" for p in _ports(workers)]}
     procs = []
-    for i in range(workers):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+    for tf_config in distribute.local_cluster(workers):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config)
         procs.append(subprocess.Popen(
             _command(pipeline, out, list(sets) + ["distribute.strategy=multi_worker"]),
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

@@ -81,6 +81,14 @@ def test_mirrored_steps_on_the_global_batch_like_one_device():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_local_cluster_gives_each_worker_its_place_on_free_ports():
+    configs = distribute.local_cluster(3)
+    assert [distribute.worker({"TF_CONFIG": c}) for c in configs] == [(3, 0), (3, 1), (3, 2)]
+    assert [distribute.is_chief({"TF_CONFIG": c}) for c in configs] == [True, False, False]
+    ports = [a.rsplit(":", 1)[1] for a in json.loads(configs[0])["cluster"]["worker"]]
+    assert len(set(ports)) == 3 and all(p.isdigit() and int(p) > 0 for p in ports)
+
+
 def test_shard_policy_sets_the_option():
     ds = distribute.shard_policy(tf.data.Dataset.range(4), "off")
     assert ds.options().experimental_distribute.auto_shard_policy == \

@@ -2,13 +2,13 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 import yaml
 
+from tfkd import distribute
 from tfkd.export import micro
 from tinyrun import tiny
 
@@ -17,27 +17,15 @@ TINY = tiny(teacher={"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}, 
             distill={"epochs": 2, "batch_size": 16}, distribute={"strategy": "multi_worker"})
 
 
-def _ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not micro.tflm_available(), reason="tflite-micro not installed")
 def test_two_local_workers_finish_the_pipeline(tmp_path):
     cfg = tmp_path / "p.yaml"
     cfg.write_text(yaml.safe_dump(TINY, sort_keys=False))
     out = tmp_path / "run"
-    cluster = {"worker": [f"localhost:{p}" for p in _ports(2)]}
     procs = []
-    for i in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+    for tf_config in distribute.local_cluster(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config)
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "tfkd.cli", "run", str(cfg), "--out", str(out), "--verbose"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True))

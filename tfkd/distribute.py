@@ -14,12 +14,13 @@ import contextlib
 import glob
 import json
 import os
+import socket
 import threading
 
 from tfkd.lazy_tf import keras, tf
 
 __all__ = ["STRATEGIES", "DistributeError", "choose", "resolve", "name_of", "replicas",
-           "is_chief", "worker", "tpu_attached", "shard_policy", "global_batch"]
+           "is_chief", "worker", "tpu_attached", "shard_policy", "global_batch", "local_cluster"]
 
 #: The values of ``distribute.strategy``.
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
@@ -148,6 +149,32 @@ def worker(env=None):
     if task.get("type") == "worker":
         index += chiefs
     return max(1, count), index
+
+
+def local_cluster(workers):
+    """``TF_CONFIG`` values for a cluster of ``workers`` processes on this machine.
+
+    For trying multi-worker training on one machine (the tests and
+    ``benchmarks/multiworker_parity.py`` start one ``tfkd run`` per value).
+
+    Args:
+      workers: the number of worker processes.
+
+    Returns:
+      One JSON string per worker, in task order (worker 0 is the chief), on free
+      localhost ports.
+    """
+    socks = [socket.socket() for _ in range(workers)]
+    try:
+        for s in socks:
+            s.bind(("localhost", 0))
+        ports = [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(workers)]
 
 
 def is_chief(env=None):
