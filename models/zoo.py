@@ -3,7 +3,7 @@
 import functools
 
 from tfkd.models.cnn_teacher import resnet_teacher
-from tfkd.models.ds_cnn import ds_cnn
+from tfkd.models.ds_cnn import PRESETS as DS_CNN_SIZES, ds_cnn
 from tfkd.models.tiny_conv import tiny_conv
 from tfkd.registry import Registry
 
@@ -12,10 +12,7 @@ __all__ = ["MODELS", "build", "register"]
 #: name -> builder(input_shape, num_labels, **params) returning a logits model.
 MODELS = Registry("model", {
     "ds_cnn": ds_cnn,
-    "ds_cnn_xs": functools.partial(ds_cnn, size="xs"),
-    "ds_cnn_s": functools.partial(ds_cnn, size="s"),
-    "ds_cnn_m": functools.partial(ds_cnn, size="m"),
-    "ds_cnn_l": functools.partial(ds_cnn, size="l"),
+    **{f"ds_cnn_{size}": functools.partial(ds_cnn, size=size) for size in DS_CNN_SIZES},
     "tiny_conv": tiny_conv,
     "resnet_teacher": resnet_teacher,
 })

@@ -24,6 +24,7 @@ import typing
 import yaml
 
 from tfkd.config import ConfigError, from_dict, load, to_dict
+from tfkd.models.ds_cnn import PRESETS as DS_CNN_SIZES
 from tfkd.schema import safe_load
 
 __all__ = ["Budget", "Dimension", "SearchSettings", "parse_size", "parse_budget",
@@ -194,7 +195,7 @@ _INTEGER = {"channels", "blocks", "num_channels", "stride_ms"}
 #: zoo model -> the builder parameter behind each size role.
 _MODEL_PARAMS = {
     **{m: {"@width": "channels", "@depth": "blocks", "@stride": "first_stride"}
-       for m in ("ds_cnn", "ds_cnn_xs", "ds_cnn_s", "ds_cnn_m", "ds_cnn_l")},
+       for m in ("ds_cnn", *(f"ds_cnn_{size}" for size in DS_CNN_SIZES))},
     "tiny_conv": {"@width": "filters", "@stride": "strides"},
 }
 
