@@ -81,16 +81,8 @@ def _interruptible(command):
 
 
 def _load(pipeline, overrides):
-    from tfkd.config import ConfigError, load
-
-    try:
-        return load(pipeline, overrides)
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
-
-
-def _load_with_search(pipeline, overrides):
-    """:func:`_load`, plus the ``search`` section through ``tfkd search``'s own parser."""
+    """The pipeline config; a ``search`` section (and ``--set search.*``) is checked with
+    ``tfkd search``'s own parser, so every command accepts the same files."""
     from tfkd.config import ConfigError
     from tfkd.search import space
 
@@ -150,7 +142,7 @@ def validate(pipeline, overrides, no_build, verbose):
     A search section (and --set search.* overrides) is checked as tfkd search reads it.
     """
     with _quiet(verbose):
-        cfg = _load_with_search(pipeline, overrides)
+        cfg = _load(pipeline, overrides)
         if not no_build:
             _dry_build(cfg)
     click.echo(f"{pipeline}: ok ({cfg.name})")
@@ -171,7 +163,7 @@ def validate(pipeline, overrides, no_build, verbose):
 def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
     """Run PIPELINE.yaml: data → teacher → distill → prune → quantize → export → report."""
     with _quiet(verbose):
-        cfg = _load_with_search(pipeline, overrides)  # (a search section is checked, not used)
+        cfg = _load(pipeline, overrides)  # (a search section is checked, not used)
         from tfkd.pipeline.runner import BudgetError, RunError, run_pipeline
         from tfkd.report import format_table, summary_rows
 
