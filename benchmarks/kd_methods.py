@@ -25,7 +25,7 @@ from tfkd.config import load  # noqa: E402
 from tfkd.distill.features import FeaturePair  # noqa: E402
 from tfkd.models import build  # noqa: E402
 from tfkd.pipeline.stages import build_data  # noqa: E402
-from tfkd.pipeline.training import FitSettings, Progress, accuracy, fit  # noqa: E402
+from tfkd.train.fit import FitSettings, Progress, accuracy, fit  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

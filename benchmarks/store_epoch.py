@@ -23,7 +23,7 @@ from tfkd.config import load  # noqa: E402
 from tfkd.data.dataset import Data  # noqa: E402
 from tfkd.models import build as build_model  # noqa: E402
 from tfkd.pipeline.stages import build_data  # noqa: E402
-from tfkd.pipeline.training import FitSettings, Progress, fit  # noqa: E402
+from tfkd.train.fit import FitSettings, Progress, fit  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

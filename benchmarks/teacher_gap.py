@@ -110,7 +110,7 @@ def one(data, seed, name, overrides, folder, extra):
 
 def _val_of_prune(run, m):
     # The pruned (or, with prune.method none, the distilled) student on validation.
-    from tfkd.pipeline.training import accuracy
+    from tfkd.train.fit import accuracy
 
     if m["prune"].get("method") == "none":
         return m["distill"]["val_accuracy"]

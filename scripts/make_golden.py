@@ -25,7 +25,7 @@ from tfkd.data import frontend, speech, wav  # noqa: E402
 from tfkd.data.augment import AugmentParams  # noqa: E402
 from tfkd.models import build  # noqa: E402
 from tfkd.pipeline.stages import build_data  # noqa: E402
-from tfkd.pipeline.training import FitSettings, Progress, fit  # noqa: E402
+from tfkd.train.fit import FitSettings, Progress, fit  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 MINI = os.path.join(ROOT, "tfkd", "assets", "speech_commands_mini")

@@ -172,7 +172,7 @@ def nb2():
         nbf.v4.new_code_cell(
             "out = 'runs/notebook_kws'\nshutil.rmtree(out, ignore_errors=True)\n"
             "metrics = tfkd.run_pipeline(cfg, out, tty=False)\n"
-            "from tfkd.report import format_table, summary_rows\nprint(format_table(summary_rows(metrics)))"),
+            "from tfkd.pipeline.report import format_table, summary_rows\nprint(format_table(summary_rows(metrics)))"),
         nbf.v4.new_code_cell(
             "from IPython.display import Image, display, Audio\n"
             "from tfkd.pipeline import artifacts  # knows every file of a run folder\n"

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfkd import distribute
 from tfkd._keras import keras
+from tfkd.train import replicas
 
 
 def _tf_config(task_type, index, chief=False):
@@ -117,7 +118,7 @@ def _fit_bn_dropout(strategy, x, y, epochs=3, global_batch=True):
     ds = distribute.shard_policy(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), "data")
     if not global_batch:
         return m, m.fit(ds, epochs=epochs, verbose=0).history["loss"]
-    with distribute.global_batch(m, strategy):
+    with replicas.global_batch(m, strategy):
         hist = m.fit(ds, epochs=epochs, verbose=0).history["loss"]
     return m, hist
 
@@ -155,5 +156,5 @@ def test_without_global_batch_the_replicas_differ():
 def test_global_batch_changes_nothing_on_one_replica():
     m = _bn_dropout_model()
     bn = [l for l in m.layers if isinstance(l, keras.layers.BatchNormalization)][0]
-    with distribute.global_batch(m, distribute.resolve("none")):
+    with replicas.global_batch(m, distribute.resolve("none")):
         assert not bn.synchronized

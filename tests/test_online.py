@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfkd._keras import keras
 from tfkd.data import augment, frontend, online, speech
 from tfkd.distill.distiller import Distiller
-from tfkd.distill.transfer import MaskedSparseCategoricalCrossentropy
+from tfkd.distill.masked_loss import MaskedSparseCategoricalCrossentropy
 
 MINI = os.path.join(os.path.dirname(__file__), "..", "tfkd", "assets", "speech_commands_mini")
 FP = frontend.FeatureParams()

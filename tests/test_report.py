@@ -4,7 +4,7 @@ import numpy as np
 
 from tfkd.pipeline import artifacts
 from tfkd.pipeline.artifacts import Quantized, RunFolder, Trained
-from tfkd.report import format_table, summary_rows, write_report
+from tfkd.pipeline.report import format_table, summary_rows, write_report
 
 METRICS = {
     "teacher": {"accuracy": 0.9, "params": 1000},

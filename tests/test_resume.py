@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from tfkd.cli import cli
-from tfkd.pipeline import training
+from tfkd.train import fit as training
 from tinyrun import tiny
 
 TINY = tiny(teacher={"model": "ds_cnn", "params": {"channels": 8, "blocks": 1}, "epochs": 1,

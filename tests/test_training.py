@@ -6,7 +6,7 @@ import pytest
 from tfkd import keras
 from tfkd.config import DistillConfig
 from tfkd.distill.features import FeaturePair
-from tfkd.pipeline.training import FitSettings, Progress, accuracy, cosine_adam, fit
+from tfkd.train.fit import FitSettings, Progress, accuracy, cosine_adam, fit
 
 QUIET = Progress(echo=lambda *_: None)
 

@@ -9,8 +9,8 @@ import tensorflow as tf
 from tfkd._keras import keras
 from tfkd.data import frontend, online, speech
 from tfkd.distill.distiller import Distiller
-from tfkd.distill.transfer import (MaskedSparseCategoricalCrossentropy, other_word_entries,
-                                   transfer_entries)
+from tfkd.data.transfer import other_word_entries, transfer_entries
+from tfkd.distill.masked_loss import MaskedSparseCategoricalCrossentropy
 
 from wavutil import tone, write_wav
 

@@ -6,78 +6,20 @@ exits 130 with one line, at any moment.
 
 Quiet by default: without ``--verbose`` a run prints its summary and nothing else.
 TensorFlow's C++ log, its Python warnings and the converter's chatter are kept off the
-terminal (see :func:`_quiet`); tfkd's own stage lines and Keras progress bars need
+terminal (see :func:`tfkd.cli._output.quiet`); tfkd's own stage lines and Keras progress bars need
 ``--verbose`` too.
 """
 
-import contextlib
-import functools
 import json
-import logging
 import os
 import sys
-import warnings
 
 import click
 
+from tfkd.cli._output import fail, first_line, interruptible, quiet
+from tfkd.cli.search import search
+
 __all__ = ["main", "cli"]
-
-
-@contextlib.contextmanager
-def _quiet(verbose):
-    """Keeps TensorFlow's output off the terminal unless ``verbose``.
-
-    Must be entered before TensorFlow is imported: ``TF_CPP_MIN_LOG_LEVEL`` is read once,
-    and the lines TF writes before absl's logging is initialized (oneDNN, CUDA probes,
-    CPU features) ignore it, and the converter prints to fd 2 directly. So file descriptor
-    2 itself goes to /dev/null while the command runs; ``sys.stderr`` (click's error
-    lines, Python's tracebacks) keeps the terminal. ``--verbose`` shows it all.
-    """
-    if verbose:
-        yield
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for name in ("tensorflow", "absl", "h5py", "matplotlib"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    fd = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(fd, 2)
-    os.close(fd)
-    old_stderr = sys.stderr
-    # Rebind sys.stderr to the terminal only if it was fd 2 (a test's capture stays put).
-    if _fileno(old_stderr) == 2:
-        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8",
-                               errors="replace")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        if sys.stderr is not old_stderr:
-            sys.stderr.close()
-            sys.stderr = old_stderr
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _fileno(stream):
-    try:
-        return stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def _interruptible(command):
-    """Ctrl-C at any moment (even while TensorFlow imports) ends with one line, exit 130."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            click.echo("Interrupted", err=True)
-            sys.exit(130)
-    return wrapper
 
 
 def _load(pipeline, overrides):
@@ -93,23 +35,18 @@ def _load(pipeline, overrides):
 
 
 def _dry_build(cfg):
-    """``tfkd.pipeline.checks.dry_build`` when this tfkd has it (it builds the models)."""
-    try:
-        from tfkd.pipeline import checks
-    except ImportError:
-        return
-    build = getattr(checks, "dry_build", None)
-    if build is None:
-        return
+    """Builds the config's models without data (:func:`tfkd.pipeline.checks.dry_build`);
+    a failure is a usage error of one line."""
     from tfkd.config import ConfigError
+    from tfkd.pipeline import checks
 
     try:
-        build(cfg)
+        checks.dry_build(cfg)
     except ConfigError as e:
-        raise click.UsageError(str(e).strip().splitlines()[0]) from None
+        raise click.UsageError(first_line(e)) from None
     except Exception as e:  # a model that cannot be built: one line, not a traceback
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise click.UsageError(f"building the models failed: {type(e).__name__}: {msg}") from None
+        raise click.UsageError(f"building the models failed: {type(e).__name__}: "
+                               f"{first_line(e)}") from None
 
 
 def _firmware_line(out_dir, metrics):
@@ -135,13 +72,13 @@ def cli():
 @click.option("--no-build", is_flag=True,
               help="Check the config only; skip building the models (faster, no TensorFlow).")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's log and tracebacks.")
-@_interruptible
+@interruptible
 def validate(pipeline, overrides, no_build, verbose):
     """Check PIPELINE.yaml (and --set overrides) without training anything.
 
     A search section (and --set search.* overrides) is checked as tfkd search reads it.
     """
-    with _quiet(verbose):
+    with quiet(verbose):
         cfg = _load(pipeline, overrides)
         if not no_build:
             _dry_build(cfg)
@@ -159,13 +96,13 @@ def validate(pipeline, overrides, no_build, verbose):
               help="Show stage progress, TensorFlow's log and tracebacks.")
 @click.option("--stop-after", type=click.Choice(["data", "teacher", "distill", "prune", "quantize"]),
               default=None, help="Stop after this stage (continue later with --resume).")
-@_interruptible
+@interruptible
 def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
     """Run PIPELINE.yaml: data → teacher → distill → prune → quantize → export → report."""
-    with _quiet(verbose):
+    with quiet(verbose):
         cfg = _load(pipeline, overrides)  # (a search section is checked, not used)
         from tfkd.pipeline.runner import BudgetError, RunError, run_pipeline
-        from tfkd.report import format_table, summary_rows
+        from tfkd.pipeline.report import format_table, summary_rows
 
         out_dir = out_dir or os.path.join("runs", cfg.name)
         try:
@@ -182,12 +119,7 @@ def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
                        f"--resume", err=True)
             sys.exit(130)
         except Exception as e:  # a stage failed: one line, earlier stages stay on disk
-            if verbose:
-                raise
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            click.echo(f"Error: {type(e).__name__}: {msg} (run again with --verbose for the "
-                       f"traceback; --resume continues from the last finished stage)", err=True)
-            sys.exit(1)
+            fail(e, verbose, "; --resume continues from the last finished stage")
     click.echo(format_table(summary_rows(metrics)))
     click.echo(f"\nrun folder: {out_dir} (report.md, metrics.json)")
     line = _firmware_line(out_dir, metrics)
@@ -201,10 +133,10 @@ def run(pipeline, out_dir, overrides, resume, verbose, stop_after):
               help="A Speech-Commands-layout or <label>/*.wav folder.")
 @click.option("--split", type=click.Choice(["train", "validation", "test", "all"]), default="test")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's log and tracebacks.")
-@_interruptible
+@interruptible
 def evaluate(run_dir, data_path, split, verbose):
     """Score a run's int8 model (LiteRT, TFLM) and float student on a folder; prints JSON."""
-    with _quiet(verbose):
+    with quiet(verbose):
         from tfkd.data.speech import DataError
         from tfkd.data.wav import AudioError
         from tfkd.export.micro import TFLMUnavailableError
@@ -222,23 +154,10 @@ def evaluate(run_dir, data_path, split, verbose):
     click.echo(json.dumps(result, sort_keys=True))
 
 
-def _quietly(callback):
-    """Runs a command's callback inside :func:`_quiet` (its ``--verbose`` flag decides)."""
-    @functools.wraps(callback)
-    def wrapper(*args, **kwargs):
-        with _quiet(kwargs.get("verbose", False)):
-            return callback(*args, **kwargs)
-    return wrapper
-
-
-from tfkd.search.command import search as _search  # noqa: E402 - imports click only; TF loads on use
-_search.callback = _interruptible(_quietly(_search.callback))
-cli.add_command(_search)
+cli.add_command(search)
 
 
 def main():
     cli(prog_name="tfkd")
 
 
-if __name__ == "__main__":
-    main()

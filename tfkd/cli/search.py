@@ -1,4 +1,4 @@
-"""The ``tfkd search`` click command (registered lazily by :mod:`tfkd.cli`)."""
+"""The ``tfkd search`` command (:mod:`tfkd.search` does the work; click lives here only)."""
 
 import dataclasses
 import os
@@ -6,6 +6,8 @@ import sys
 import time
 
 import click
+
+from tfkd.cli._output import fail, interruptible, quiet
 
 __all__ = ["search"]
 
@@ -28,6 +30,7 @@ __all__ = ["search"]
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="--dry-run: candidates sampled (default search.samples, 32).")
 @click.option("--verbose", is_flag=True, help="Show tracebacks.")
+@interruptible
 def search(pipeline, budget, trials, out_dir, resume, overrides, dry_run, samples, verbose):
     """Search student size, features, pruning and distillation settings under a device budget.
 
@@ -36,36 +39,28 @@ def search(pipeline, budget, trials, out_dir, resume, overrides, dry_run, sample
     pipeline. Writes search.md, pareto.png and front/<name>.yaml (one `tfkd run`-ready
     pipeline per Pareto-front point) into the search folder.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tfkd.config import ConfigError
-    from tfkd.search import space
+    with quiet(verbose):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from tfkd.config import ConfigError
+        from tfkd.search import space
 
-    try:
-        cfg, settings = space.load_search(pipeline, overrides, budget)
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
-    changes = {k: v for k, v in (("trials", trials), ("samples", samples)) if v is not None}
-    settings = dataclasses.replace(settings, **changes)
-    click.echo(f"budget: {settings.budget.describe()}")
-    click.echo("space: " + ", ".join(f"{d.name} {d.describe()}" for d in settings.space))
-    for line in settings.off:
-        click.echo(f"  not searched: {line}")
-    if dry_run:
         try:
-            _dry_run(cfg, settings)
-        except Exception as e:  # one line, unless --verbose
-            _fail(e, verbose, "")
-        return
-    _search(cfg, settings, out_dir or os.path.join("searches", cfg.name), resume, verbose)
-
-
-def _fail(error, verbose, hint):
-    if verbose:
-        raise error
-    msg = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    click.echo(f"Error: {type(error).__name__}: {msg} (run again with --verbose for the "
-               f"traceback{hint})", err=True)
-    sys.exit(1)
+            cfg, settings = space.load_search(pipeline, overrides, budget)
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from None
+        changes = {k: v for k, v in (("trials", trials), ("samples", samples)) if v is not None}
+        settings = dataclasses.replace(settings, **changes)
+        click.echo(f"budget: {settings.budget.describe()}")
+        click.echo("space: " + ", ".join(f"{d.name} {d.describe()}" for d in settings.space))
+        for line in settings.off:
+            click.echo(f"  not searched: {line}")
+        if dry_run:
+            try:
+                _dry_run(cfg, settings)
+            except Exception as e:  # one line, unless --verbose
+                fail(e, verbose, "")
+            return
+        _search(cfg, settings, out_dir or os.path.join("searches", cfg.name), resume, verbose)
 
 
 def _dry_run(cfg, settings):
@@ -98,7 +93,7 @@ def _search(cfg, settings, out_dir, resume, verbose):
                    "continue with --resume", err=True)
         sys.exit(130)
     except Exception as e:  # one line, unless --verbose
-        _fail(e, verbose, "; --resume continues the study")
+        fail(e, verbose, "; --resume continues the study")
     wall = study.user_attrs.get("wall_s", 0.0) + time.perf_counter() - start
     study.set_user_attr("wall_s", wall)
     rows, front, win = write_report(out_dir, study, wall_s=wall)

@@ -25,7 +25,7 @@ Labels: mixed clips (and unlabelled transfer clips) carry the label ``-1`` (see
 words has no right one-hot answer, while the teacher's output on the mixture is exactly
 what function matching asks the student to reproduce; a sparse integer label also keeps
 the Distiller's metrics and its label-using losses (DKD) unchanged. A hard-label loss
-that skips them is :class:`tfkd.distill.transfer.MaskedSparseCategoricalCrossentropy`.
+that skips them is :class:`tfkd.distill.masked_loss.MaskedSparseCategoricalCrossentropy`.
 """
 
 import dataclasses
@@ -215,7 +215,7 @@ class OnlineData:
 
     Validation, test, the representative set and everything else come from ``data``
     unchanged; :meth:`train_dataset` streams ``entries`` through :func:`online_dataset`,
-    so :func:`tfkd.pipeline.training.fit` trains on fresh views without knowing it.
+    so :func:`tfkd.train.fit.fit` trains on fresh views without knowing it.
     There is no teacher cache in this mode: every batch is new.
 
     Args:

@@ -6,7 +6,7 @@ import numpy as np
 
 from tfkd.data import frontend, speech
 from tfkd.pipeline import artifacts
-from tfkd.pipeline.training import accuracy
+from tfkd.train.fit import accuracy
 from tfkd._keras import ModelFileError, check_user_model_file, predict
 from tfkd.verify import io_quantization, score_int8
 

@@ -332,7 +332,7 @@ def _run_stages(cfg, run, strategy, *, resume, echo, tty, stop_after):
             return metrics
     if timings:
         run.add_timings(timings)
-    from tfkd.report import write_report
+    from tfkd.pipeline.report import write_report
 
     write_report(run.root, metrics)
     check_budgets(cfg, metrics)

@@ -21,14 +21,14 @@ from tfkd import verify
 from tfkd.compress import prune as prune_lib
 from tfkd.compress import quantize as q
 from tfkd.data import frontend, online, speech
+from tfkd.data import transfer as transfer_lib
 from tfkd.data.store_data import StoreData
 from tfkd.data.stream import build_store
-from tfkd.distill import transfer as transfer_lib
 from tfkd.distill.ensemble import ensemble
 from tfkd.export import carray, golden
 from tfkd.models import build as build_model
 from tfkd.pipeline.artifacts import Firmware, Quantized, Trained, store_folder
-from tfkd.pipeline.training import FitSettings, Progress, accuracy, fit
+from tfkd.train.fit import FitSettings, Progress, accuracy, fit
 
 __all__ = ["Stage", "STAGES", "Context", "StageError", "build_data", "data", "teacher",
            "distill", "prune", "quantize", "export"]
@@ -59,7 +59,7 @@ class Context:
     until the stage finishes, so ``--resume`` continues an interrupted run), or None."""
 
     def progress(self, label, log=None):
-        """A :class:`tfkd.pipeline.training.Progress` for one training run."""
+        """A :class:`tfkd.train.fit.Progress` for one training run."""
         log_dir = os.path.join(self.logs, log) if self.logs and log else None
         backup = os.path.join(self.backups, re.sub(r"[^\w.-]+", "_", label)) if self.backups else None
         return Progress(label=label, echo=self.echo, tty=self.tty, log_dir=log_dir,

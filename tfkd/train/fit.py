@@ -9,7 +9,8 @@ import numpy as np
 from tfkd import distribute
 from tfkd._keras import keras, predict
 from tfkd.distill.distiller import Distiller
-from tfkd.distill.transfer import MaskedSparseCategoricalCrossentropy
+from tfkd.distill.masked_loss import MaskedSparseCategoricalCrossentropy
+from tfkd.train import replicas
 
 __all__ = ["FitSettings", "Progress", "fit", "BestWeights", "EpochLine", "cosine_adam", "accuracy"]
 
@@ -176,7 +177,7 @@ def fit(model, data, settings, teacher=None, callbacks=(), *, seed=0, progress=P
         cbs.append(keras.callbacks.TensorBoard(progress.log_dir, write_graph=False, profile_batch=0))
     # Over several replicas: batch statistics and dropout masks of the global batch, so
     # that the replicas take the steps one device would (nothing changes on one).
-    with distribute.global_batch(model, trainer=trainer):
+    with replicas.global_batch(model, trainer=trainer):
         hist = trainer.fit(data.train_dataset(settings.batch_size, seed, logits),
                            epochs=settings.epochs,
                            validation_data=data.dataset("validation", 256, val_logits),

@@ -1,0 +1,5 @@
+"""``python -m tfkd.cli``: the ``tfkd`` command."""
+
+from tfkd.cli import main
+
+main()
