@@ -37,7 +37,8 @@ from tfkd.compress import quantize as q  # noqa: E402
 from tfkd.config import load  # noqa: E402
 from tfkd.data import augment, frontend, speech  # noqa: E402
 from tfkd.models import build  # noqa: E402
-from tfkd.verify import measure_arena, score_int8  # noqa: E402
+from tfkd.export.micro import measure_arena  # noqa: E402
+from tfkd.verify import score_int8  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIPELINE = os.path.join(HERE, "..", "pipelines", "kws_micro.yaml")

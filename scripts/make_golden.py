@@ -18,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from tfkd import keras, verify  # noqa: E402
+from tfkd import keras  # noqa: E402
+from tfkd.export import micro  # noqa: E402
 from tfkd.compress import quantize as q  # noqa: E402
 from tfkd.config import DataConfig  # noqa: E402
 from tfkd.data import frontend, speech, wav  # noqa: E402
@@ -60,8 +61,8 @@ def main():
         chosen.append(hits[0])
     gx = x[chosen]
     flat = q.convert_int8(model, gx)
-    (s, z), _ = verify.io_quantization(flat)
-    out = verify.TFLMRunner(flat).run_int8(verify.quantize_input(gx, s, z))
+    (s, z), _ = micro.io_quantization(flat)
+    out = micro.TFLMRunner(flat).run_int8(micro.quantize_input(gx, s, z))
     if list(out.argmax(-1)) != list(range(len(LABELS))):
         raise SystemExit(f"make_golden: the int8 model says {out.argmax(-1)}; train longer")
     os.makedirs(OUT, exist_ok=True)

@@ -130,15 +130,15 @@ def nb1():
                                  "the op resolver; `main.cc` and `Makefile` build a host check against a tflite-micro checkout. "
                                  "Everything goes under `runs/` (ignored by git)."),
         nbf.v4.new_code_cell(
-            "from tfkd import verify\n"
+            "from tfkd.export import micro\n"
             "from tfkd.export import carray\n"
-            "(in_scale, in_zp), _ = verify.io_quantization(flat)\n"
-            "arena = verify.measure_arena(flat)\n"
+            "(in_scale, in_zp), _ = micro.io_quantization(flat)\n"
+            "arena = micro.measure_arena(flat)\n"
             "constants = {'InputScale': in_scale, 'InputZeroPoint': in_zp, 'FeatureKind': fp.kind,\n"
             "             'FeatureScale': float(fp.feature_scale), 'FeatureFrames': fp.num_frames,\n"
             "             'FeatureChannels': fp.num_channels, 'TensorArenaSize': int(arena * 1.25)}\n"
             "paths = carray.write_firmware_files(flat, os.path.join('runs', 'notebook_01', 'export'), 'student',\n"
-            "                                    list(labels), constants, verify.model_ops(flat))\n"
+            "                                    list(labels), constants, micro.model_ops(flat))\n"
             "print(paths, len(flat), 'bytes of flash,', arena, 'bytes of arena (host)')\n"
             "print(open(paths['ops']).read())"),
     ]

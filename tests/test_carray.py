@@ -121,7 +121,7 @@ def test_feature_to_int8_saturates_and_matches_tflite_rounding(tmp_path):
     res = _compile(tmp_path, tmp_path / "q.cc", paths["cc"], link=True)
     assert res.returncode == 0, res.stderr
     got = subprocess.run([str(tmp_path / "prog")], capture_output=True, text=True).stdout.split()
-    # NumPy reference, as tfkd.verify.quantize_input computes it (float32, half to even).
+    # NumPy reference, as tfkd.export.micro.quantize_input computes it (float32, half to even).
     x = np.array(values, np.float32) * np.float32(CONSTANTS["FeatureScale"])
     ref = np.clip(np.round(x / np.float32(CONSTANTS["InputScale"])) - 128, -128, 127)
     assert [int(g) for g in got[:-1]] == ref.astype(int).tolist()
@@ -182,13 +182,13 @@ def test_files_are_readable_by_the_team(tmp_path):
 @pytest.mark.slow
 @needs_gxx
 def test_generated_c_files_compile_and_link(tmp_path):
-    from tfkd import verify
+    from tfkd.export import micro
     from tfkd.compress import quantize as q
     from tfkd.models import build
 
     x = np.random.default_rng(0).uniform(0, 26, (8, 49, 40, 1)).astype(np.float32)
     flat = q.convert_int8(build("ds_cnn", (49, 40, 1), 4, channels=8, blocks=2), x)
-    ops = verify.model_ops(flat)
+    ops = micro.model_ops(flat)
     consts = {"InputScale": 0.1, "InputZeroPoint": -128, "TensorArenaSize": 4096,
               "FeatureKind": "microfrontend", "FeaturePcan": True}
     paths = carray.write_firmware_files(flat, str(tmp_path), "my-kws model",

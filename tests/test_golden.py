@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tfkd import keras, verify
+from tfkd.export import micro
 from tfkd.compress import quantize as q
 from tfkd.data import frontend, wav
 
@@ -35,16 +36,16 @@ def test_bundled_clips_give_the_recorded_features():
 
 
 def test_litert_says_the_recorded_labels_and_outputs():
-    (s, z), _ = verify.io_quantization(FLAT)
-    out = verify.LiteRTRunner(FLAT).run_int8(verify.quantize_input(FEATURES, s, z))
+    (s, z), _ = micro.io_quantization(FLAT)
+    out = micro.LiteRTRunner(FLAT).run_int8(micro.quantize_input(FEATURES, s, z))
     assert [RECORD["labels"][i] for i in out.argmax(-1)] == RECORD["expected"]
     assert np.abs(out.astype(int) - np.array(RECORD["int8_outputs"])).max() <= 1
 
 
-@pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
+@pytest.mark.skipif(not micro.tflm_available(), reason="tflite-micro not installed")
 def test_tflite_micro_says_the_recorded_labels_and_outputs():
-    (s, z), _ = verify.io_quantization(FLAT)
-    out = verify.TFLMRunner(FLAT).run_int8(verify.quantize_input(FEATURES, s, z))
+    (s, z), _ = micro.io_quantization(FLAT)
+    out = micro.TFLMRunner(FLAT).run_int8(micro.quantize_input(FEATURES, s, z))
     assert out.astype(int).tolist() == RECORD["int8_outputs"]  # recorded from TFLM itself
     assert [RECORD["labels"][i] for i in out.argmax(-1)] == RECORD["expected"] == ["yes", "no", "up", "down"]
 

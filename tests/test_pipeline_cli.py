@@ -6,7 +6,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tfkd import verify
+from tfkd.export import micro
 from tfkd.cli import cli
 
 from tinyrun import MINI, tiny
@@ -14,7 +14,7 @@ from tinyrun import MINI, tiny
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 TINY = tiny()
 
-pytestmark = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
+pytestmark = pytest.mark.skipif(not micro.tflm_available(), reason="tflite-micro not installed")
 slow = pytest.mark.slow
 
 

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 
 from tfkd import verify
+from tfkd.export import micro
 from tfkd.compress import prune, quantize as q
 from tfkd.models import build
 
-needs_tflm = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
+needs_tflm = pytest.mark.skipif(not micro.tflm_available(), reason="tflite-micro not installed")
 
 
 @pytest.mark.slow
@@ -27,9 +28,9 @@ def test_magnitude_pruning_reaches_sparsity_with_the_teacher(kws_like, small_ds_
     per_op, overall = verify.tflite_weight_sparsity(flat)
     assert 0.4 < overall < 0.55  # the zeros survive conversion (logits kept dense)
     assert any(k.endswith("DEPTHWISE_CONV_2D") and v < 0.1 for k, v in per_op.items())
-    if verify.tflm_available():  # and TFLM runs it as a dense model
-        (s, z), _ = verify.io_quantization(flat)
-        assert verify.TFLMRunner(flat).run_int8(verify.quantize_input(x[:2], s, z)).shape == (2, 4)
+    if micro.tflm_available():  # and TFLM runs it as a dense model
+        (s, z), _ = micro.io_quantization(flat)
+        assert micro.TFLMRunner(flat).run_int8(micro.quantize_input(x[:2], s, z)).shape == (2, 4)
     with pytest.raises(prune.PruneError, match="exclude: no layer named nope"):
         prune.magnitude_prune(student, teach(x, y, teacher), target_sparsity=0.5,
                               end_step=2, exclude=["nope"])
@@ -48,7 +49,7 @@ def test_channel_pruning_shrinks_flash_and_arena(kws_like, small_ds_cnn, teach):
     assert narrow.get_layer("pw1").filters == 16 and narrow.get_layer("logits").units == 4
     f_full, f_narrow = q.convert_int8(student, x), q.convert_int8(narrow, x)
     assert len(f_narrow) < 0.8 * len(f_full)
-    assert verify.measure_arena(f_narrow) < verify.measure_arena(f_full)
+    assert micro.measure_arena(f_narrow) < micro.measure_arena(f_full)
     resnet = build("resnet_teacher", (49, 40, 1), 4, width=8)
     with pytest.raises(prune.PruneError, match="chain models only"):
         prune.channel_prune(resnet, lambda m, cb: None, ratio=0.5)

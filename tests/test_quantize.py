@@ -3,10 +3,11 @@ import pytest
 import tensorflow as tf
 
 from tfkd import keras, verify
+from tfkd.export import micro
 from tfkd.compress import prune, quantize as q
 from tfkd.models import build
 
-needs_tflm = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
+needs_tflm = pytest.mark.skipif(not micro.tflm_available(), reason="tflite-micro not installed")
 
 
 @pytest.mark.slow
@@ -18,7 +19,7 @@ def test_every_zoo_model_converts_to_builtin_int8(kws_like, name, params):
     flat = q.convert_int8(model, x[:16])
     ops = verify.check_int8(flat)
     assert "CONV_2D" in ops and "FULLY_CONNECTED" in ops
-    (s, z), _ = verify.io_quantization(flat)
+    (s, z), _ = micro.io_quantization(flat)
     assert 0 < s and -128 <= z <= 127
 
 

@@ -305,7 +305,7 @@ def test_dry_run_is_deterministic_and_counts_fits():
 
 @pytest.mark.slow
 def test_missing_tflite_micro_stops_the_search_with_one_line(monkeypatch, tmp_path):
-    from tfkd.verify import TFLMUnavailableError
+    from tfkd.export.micro import TFLMUnavailableError
 
     def unavailable(flat):
         raise TFLMUnavailableError("TFLite Micro figures need the 'tflite-micro' package")

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from tfkd import keras, verify
+from tfkd.export import micro
 from tfkd.compress import quantize as q
 from tfkd.config import DistillConfig, ExportConfig, PruneConfig, QuantizeConfig
 from tfkd.pipeline import stages
 
-needs_tflm = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
+needs_tflm = pytest.mark.skipif(not micro.tflm_available(), reason="tflite-micro not installed")
 CTX = stages.Context(seed=0, echo=lambda *_: None)
 
 

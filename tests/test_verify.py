@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 
 from tfkd import keras, verify
+from tfkd.export import micro
 from tfkd.compress import quantize as q
 from tfkd.config import BudgetConfig
 
-needs_tflm = pytest.mark.skipif(not verify.tflm_available(), reason="tflite-micro not installed")
+needs_tflm = pytest.mark.skipif(not micro.tflm_available(), reason="tflite-micro not installed")
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +24,20 @@ def converted():
 
 def test_check_int8_lists_ops_and_refuses_a_float_model(converted):
     model, flat, float_flat, _, _ = converted
-    assert verify.check_int8(flat) == verify.model_ops(flat) == ["CONV_2D", "MEAN", "FULLY_CONNECTED"]
+    assert verify.check_int8(flat) == micro.model_ops(flat) == ["CONV_2D", "MEAN", "FULLY_CONNECTED"]
     with pytest.raises(verify.ConversionError, match=r"tensor '.+' is float32, not int8/int32"):
         verify.check_int8(float_flat)
 
 
 def test_int8_helpers_round_and_saturate_like_tflite():
-    assert verify.quantize_input([0.0, 1.0, 100.0, -100.0, 0.25], 0.5, -3).tolist() == [-3, -1, 127, -128, -3]
-    np.testing.assert_allclose(verify.dequantize_output(np.array([-128, 127], np.int8), 0.5, -3),
+    assert micro.quantize_input([0.0, 1.0, 100.0, -100.0, 0.25], 0.5, -3).tolist() == [-3, -1, 127, -128, -3]
+    np.testing.assert_allclose(micro.dequantize_output(np.array([-128, 127], np.int8), 0.5, -3),
                                [-62.5, 65.0])  # int32 first: in int8, 127 - (-3) would wrap
 
 
 def test_litert_runs_the_float_model_like_keras(converted):
     model, _, float_flat, x, _ = converted
-    np.testing.assert_allclose(verify.LiteRTRunner(float_flat).run_float(x), model.predict(x, verbose=0),
+    np.testing.assert_allclose(micro.LiteRTRunner(float_flat).run_float(x), model.predict(x, verbose=0),
                                atol=1e-5)
     diff, scale = verify.float_max_abs_diff(float_flat, model, x)
     assert diff < 1e-5 and scale >= 1.0
@@ -45,16 +46,16 @@ def test_litert_runs_the_float_model_like_keras(converted):
 @needs_tflm
 def test_tflm_and_litert_agree_and_arena_is_the_smallest_that_works(converted):
     _, flat, _, x, _ = converted
-    (s, z), _ = verify.io_quantization(flat)
-    xq = verify.quantize_input(x, s, z)
-    a = verify.LiteRTRunner(flat).run_int8(xq).astype(int)
-    b = verify.TFLMRunner(flat).run_int8(xq).astype(int)
+    (s, z), _ = micro.io_quantization(flat)
+    xq = micro.quantize_input(x, s, z)
+    a = micro.LiteRTRunner(flat).run_int8(xq).astype(int)
+    b = micro.TFLMRunner(flat).run_int8(xq).astype(int)
     assert np.abs(a - b).max() <= 1
-    smallest = verify.smallest_arena(flat)  # bisection to 16 bytes
-    assert verify.arena_invokes(flat, smallest) and not verify.arena_invokes(flat, smallest - 16)
+    smallest = micro.smallest_arena(flat)  # bisection to 16 bytes
+    assert micro.arena_invokes(flat, smallest) and not micro.arena_invokes(flat, smallest - 16)
     # TFLM's own allocation report leaves out part of what a tiny model needs (1664 vs 2144
     # bytes here), which is why export adds export.arena_margin on top of it.
-    assert 0 < verify.measure_arena(flat) <= smallest
+    assert 0 < micro.measure_arena(flat) <= smallest
 
 
 @needs_tflm

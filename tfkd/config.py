@@ -23,7 +23,6 @@ from tfkd.distribute import STRATEGIES
 from tfkd import limits, schema, yamlio
 from tfkd.schema import (ConfigError, build, require, require_positive, require_rate,
                          resolve_paths, to_dict)
-from tfkd.verify import BudgetConfig
 # Bounded loading for config files and --set values: size, UTF-8, nesting, alias
 # expansion, duplicate keys (see SECURITY.md).
 from tfkd.yamlio import loads as safe_load
@@ -291,6 +290,28 @@ class ExportConfig:
     def __post_init__(self):
         require(self.arena_margin >= 0, "arena_margin", "must be >= 0", self.arena_margin)
         require(self.golden_vectors >= 0, "golden_vectors", "must be >= 0", self.golden_vectors)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    """Optional limits; a run that breaks one exits 1."""
+
+    max_flash_bytes: typing.Optional[int] = None
+    """Largest ``.tflite`` size."""
+    max_arena_bytes: typing.Optional[int] = None
+    """Largest arena (with margin)."""
+    min_int8_accuracy: typing.Optional[float] = None
+    """Smallest TFLM int8 test accuracy."""
+    max_int8_drop: typing.Optional[float] = None
+    """Largest drop from the float student's to the TFLM int8 accuracy."""
+
+    def __post_init__(self):
+        for k in ("max_flash_bytes", "max_arena_bytes"):
+            v = getattr(self, k)
+            require(v is None or v > 0, k, "must be > 0 or null", v)
+        for k in ("min_int8_accuracy", "max_int8_drop"):
+            v = getattr(self, k)
+            require(v is None or 0 <= v <= 1, k, "must be in [0, 1] or null", v)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

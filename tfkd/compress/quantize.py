@@ -2,17 +2,16 @@
 
 The model is converted with int8 input and output and ``TFLITE_BUILTINS_INT8`` only; then
 :func:`tfkd.verify.check_int8` checks that every tensor is int8/int32 and every op a
-built-in. Everything that runs or scores a converted model lives in :mod:`tfkd.verify`.
+built-in. The checks and scores of a converted model are :mod:`tfkd.verify`; the runtimes
+that run it are :mod:`tfkd.export.micro`.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from tfkd.data.dataset import sample_rows as representative_sample
 from tfkd.verify import ConversionError, check_int8
 
-__all__ = ["ConversionError", "convert_int8", "convert_float", "representative_sample",
-           "quantization_aware"]
+__all__ = ["ConversionError", "convert_int8", "convert_float", "quantization_aware"]
 
 
 def _concrete_function(model):

@@ -8,7 +8,8 @@ from tfkd.data import frontend, speech
 from tfkd.pipeline import artifacts
 from tfkd.train.fit import accuracy
 from tfkd._keras import ModelFileError, check_user_model_file, predict
-from tfkd.verify import io_quantization, score_int8
+from tfkd.export.micro import io_quantization
+from tfkd.verify import score_int8
 
 __all__ = ["EvalError", "evaluate_run", "eval_entries"]
 

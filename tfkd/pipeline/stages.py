@@ -25,7 +25,7 @@ from tfkd.data import transfer as transfer_lib
 from tfkd.data.store_data import StoreData
 from tfkd.data.stream import build_store
 from tfkd.distill.ensemble import ensemble
-from tfkd.export import carray, golden
+from tfkd.export import carray, golden, micro
 from tfkd.models import build as build_model
 from tfkd.pipeline.artifacts import Firmware, Quantized, Trained, store_folder
 from tfkd.train.fit import FitSettings, Progress, accuracy, fit
@@ -292,7 +292,7 @@ def export(cfg, ctx, *, data, quantized):
     qm = quantized.verification
     ops, arena = qm["ops"], int(qm["arena_bytes_host"])
     margin = int(np.ceil(arena * cfg.export.arena_margin / 16.0) * 16)
-    (in_s, in_z), (out_s, out_z) = verify.io_quantization(flat)
+    (in_s, in_z), (out_s, out_z) = micro.io_quantization(flat)
     fp = data.features
     name = cfg.export.name or cfg.name
     constants = {
@@ -313,9 +313,9 @@ def export(cfg, ctx, *, data, quantized):
     x, y = data.arrays("test")
     rows = golden.select(y, quantized.predictions, cfg.export.golden_vectors)
     if rows:
-        xq = verify.quantize_input(x[rows], in_s, in_z)
+        xq = micro.quantize_input(x[rows], in_s, in_z)
         kinds["golden"] = f"{ident}_golden.h"
-        files[kinds["golden"]] = carray.render_golden(ident, xq, verify.TFLMRunner(flat).run_int8(xq))
+        files[kinds["golden"]] = carray.render_golden(ident, xq, micro.TFLMRunner(flat).run_int8(xq))
     return Firmware(files=files, kinds=kinds), {
         "tflite_bytes": len(flat), "arena_bytes": arena + margin, "arena_bytes_host": arena,
         "arena_margin_bytes": margin, "files": dict(kinds), "name": ident, "ops": ops}

@@ -21,7 +21,7 @@ from tfkd.compress.prune import channel_prune
 from tfkd.compress.quantize import convert_int8
 from tfkd.data import frontend
 from tfkd.data.speech import KWS12, label_folders
-from tfkd.verify import measure_arena
+from tfkd.export.micro import measure_arena
 from tfkd.fileio import write_json
 from tfkd.models import build as build_model
 

@@ -35,7 +35,8 @@ from tfkd.pipeline import stages as stage_lib
 from tfkd.pipeline.runner import BudgetError, run_pipeline
 from tfkd.search import feasibility
 from tfkd.search.space import candidate_config, format_figure
-from tfkd.verify import TFLMUnavailableError, score_int8
+from tfkd.export.micro import TFLMUnavailableError
+from tfkd.verify import score_int8
 
 __all__ = ["SearchError", "open_study", "run_search", "dry_run", "DIRECTIONS", "STUDY_NAME"]
 
