@@ -7,7 +7,8 @@ import pytest
 from tfkd.config import ModelConfig, PipelineConfig, to_dict
 from tfkd.pipeline import runner, stages
 from tfkd.pipeline.artifacts import Firmware
-from tfkd.pipeline.runner import RunError, run_pipeline, stage_key
+from tfkd.pipeline.keys import stage_key
+from tfkd.pipeline.runner import RunError, run_pipeline
 from tfkd.pipeline.stages import STAGES, Stage
 
 

@@ -7,66 +7,34 @@ matches; without it a folder that holds a run is refused.
 """
 
 import contextlib
-import hashlib
-import json
 import os
 import shutil
 import sys
 import time
-import types
 
-import numpy as np
-import tensorflow as tf
-
-from tfkd import distribute
-from tfkd._keras import keras
+from tfkd import distribute, verify
 from tfkd.config import to_dict
-from tfkd.data import speech
 from tfkd.fileio import read_json, write_json
 from tfkd.pipeline import stages as stage_lib
-from tfkd.pipeline.artifacts import RunFolder, save
-from tfkd import verify
+from tfkd.pipeline.artifacts import RunFolder
+from tfkd.pipeline.keys import next_key, run_stage, stage_seed
 from tfkd.verify import BudgetError
 
-__all__ = ["RunError", "BudgetError", "run_pipeline", "stage_key", "next_key", "check_budgets", "RUN_MARKER",
-           "mark_run_folder"]
+__all__ = ["RunError", "BudgetError", "run_pipeline", "check_budgets", "RUN_MARKER", "mark_run_folder"]
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; a second writer is not detected there
     fcntl = None
 
-#: Written by tfkd into every run folder it makes. ``--resume`` continues, and tfkd ever
-#: replaces files in, only folders that carry it: never a folder of the user's own.
+#: Written by tfkd into every run folder it makes. ``--resume`` continues only folders that
+#: carry it, and tfkd replaces files only in those: never in a folder of the user's own.
 RUN_MARKER = "tfkd-run.json"
 _RUN_FORMAT = 1
 
 
-#: Stages that train: they run inside the ``distribute`` strategy's scope.
-_TRAINING = ("teacher", "distill", "prune")
-
-
 class RunError(RuntimeError):
     """A run that cannot start or continue (used folder, failed stage)."""
-
-
-def _hash(obj):
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def stage_key(stage, raw, input_keys):
-    """A stage's key: a hash of the config sections it reads and of its inputs' keys.
-
-    Args:
-      stage: a :class:`tfkd.pipeline.stages.Stage`.
-      raw: the whole config as plain data (:func:`tfkd.config.to_dict`).
-      input_keys: ``{stage name: key}`` of the finished stages it reads.
-    """
-    return _hash({"cfg": {s: raw.get(s) for s in stage.config}, "inputs": input_keys})
-
-
-def _stage_seed(seed, name):
-    return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:7], 16)
 
 
 def check_budgets(cfg, metrics):
@@ -76,11 +44,6 @@ def check_budgets(cfg, metrics):
       BudgetError: a budget the metrics break or cannot show.
     """
     verify.check_budgets(cfg.budgets, metrics)
-
-
-def _seed_everything(seed):
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def run_pipeline(cfg, out_dir, *, resume=False, echo=print, tty=None, stop_after=None):
@@ -227,27 +190,6 @@ def _check_model_sizes(cfg):
             continue
 
 
-def next_key(stage, cfg, raw, keys):
-    """A stage's key (:func:`stage_key`) from the keys of the stages finished before it.
-
-    Args:
-      stage: the :class:`tfkd.pipeline.stages.Stage`.
-      cfg: the config; raw: the same as plain data (:func:`tfkd.config.to_dict`).
-      keys: ``{stage name: key}`` of the stages before it (absent: disabled).
-    """
-    inputs_keys = {src: keys[src] for src in stage.inputs.values() if src in keys}
-    if stage.name == "data":  # the data, not only the config: clips added, removed, replaced
-        inputs_keys["data files"] = _data_manifest(cfg)
-    return stage_key(stage, raw, inputs_keys)
-
-
-def _data_manifest(cfg):
-    """What the data stage reads besides its config: the folder's files, sizes and times."""
-    if cfg.data.path is None:
-        return None  # TFDS: a versioned data set
-    return _hash(speech.manifest(cfg.data.path))
-
-
 def _clear_logs(run, name):
     """Removes a stage's TensorBoard folders, which a killed attempt may have left."""
     root = run.log_dir("")
@@ -292,20 +234,11 @@ def _run_stages(cfg, run, strategy, *, resume, echo, tty, stop_after):
         partial = run.partial(name)
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(partial)
-        seed = _stage_seed(cfg.seed, name)
-        _seed_everything(seed)
-        ctx = stage_lib.Context(seed=seed, tty=tty, echo=echo, logs=run.log_dir(""), folder=partial,
-                                backups=run.backup(name))
-        # The stage sees only the sections it declares, so its key cannot miss one it reads.
-        view = types.SimpleNamespace(**{s: getattr(cfg, s) for s in stage.config})
+        ctx = stage_lib.Context(seed=stage_seed(cfg.seed, name), tty=tty, echo=echo,
+                                logs=run.log_dir(""), folder=partial, backups=run.backup(name))
         start = time.perf_counter()
-        # Training stages build, load and fit their models inside the strategy's scope.
-        with strategy.scope() if name in _TRAINING else contextlib.nullcontext():
-            inputs = {arg: (run.load(reads[arg]) if arg in reads else None) for arg in stage.inputs}
-            product, stage_metrics = stage.run(view, ctx, **inputs)
-        save(name, partial, product)
+        metrics[name] = run_stage(stage, cfg, ctx, strategy=strategy, reads=reads, load=run.load)
         timings[name] = time.perf_counter() - start
-        metrics[name] = _clean(stage_metrics)
         run.write_record(partial, keys[name], metrics[name])
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
@@ -323,15 +256,3 @@ def _run_stages(cfg, run, strategy, *, resume, echo, tty, stop_after):
     write_report(run.root, metrics)
     check_budgets(cfg, metrics)
     return metrics
-
-
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj

@@ -28,6 +28,7 @@ from tfkd.distill.ensemble import ensemble
 from tfkd.export import carray, golden, micro
 from tfkd.models import build as build_model
 from tfkd.pipeline.artifacts import Firmware, Quantized, Trained, store_folder
+from tfkd.pipeline.keys import stage_seed  # the data stage's seed: the same clips
 from tfkd.train.fit import FitSettings, Progress, accuracy, fit
 
 __all__ = ["Stage", "STAGES", "Context", "StageError", "build_data", "data", "teacher",
@@ -133,11 +134,9 @@ def _load_teacher_file(path, num_labels):
 def _online_data(cfg, data, distill=None):
     """``data`` with training batches augmented afresh every epoch from the clip files
     (consistent mode); with ``distill``, its mixup and transfer clips join in."""
-    from tfkd.pipeline.runner import _stage_seed  # the data stage's seed: the same clips
-
     try:
         index, entries, noise = online.folder_entries(cfg.data, data.features,
-                                                      _stage_seed(cfg.seed, "data"))
+                                                      stage_seed(cfg.seed, "data"))
     except ValueError as e:
         raise StageError(str(e)) from None
     if tuple(index.labels) != tuple(data.labels) or len(entries) != data.num_train:
@@ -337,16 +336,19 @@ class Stage:
     """Keyword argument → the stage whose product it receives (None when that stage is off)."""
     enabled: typing.Callable = lambda cfg: True
     """Whether the run has this stage."""
+    trains: bool = False
+    """Whether it trains: it builds, loads and fits its models inside the ``distribute``
+    strategy's scope, and every worker of a cluster runs it (the others are the chief's)."""
 
 
 STAGES = (
     Stage(name="data", run=data, config=("seed", "data", "features")),
     Stage(name="teacher", run=teacher, config=("seed", "teacher", "data"), inputs={"data": "data"},
-          enabled=lambda cfg: cfg.teacher is not None),
+          enabled=lambda cfg: cfg.teacher is not None, trains=True),
     Stage(name="distill", run=distill, config=("seed", "student", "distill", "data"),
-          inputs={"data": "data", "teacher": "teacher"}),
+          inputs={"data": "data", "teacher": "teacher"}, trains=True),
     Stage(name="prune", run=prune, config=("seed", "prune", "distill"),
-          inputs={"data": "data", "student": "distill", "teacher": "teacher"}),
+          inputs={"data": "data", "student": "distill", "teacher": "teacher"}, trains=True),
     Stage(name="quantize", run=quantize, config=("seed", "quantize", "distill", "prune"),
           inputs={"data": "data", "student": "prune", "teacher": "teacher"}),
     Stage(name="export", run=export, config=("export", "name"),

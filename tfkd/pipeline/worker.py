@@ -17,12 +17,12 @@ import os
 import shutil
 import tempfile
 import time
-import types
 
 from tfkd import distribute
 from tfkd.config import to_dict
 from tfkd.pipeline import stages as stage_lib
-from tfkd.pipeline.artifacts import RunFolder, load, save
+from tfkd.pipeline.artifacts import RunFolder, load
+from tfkd.pipeline.keys import next_key, run_stage, stage_seed
 
 __all__ = ["run_worker", "WorkerError", "WAIT_S"]
 
@@ -70,13 +70,10 @@ def run_worker(cfg, out_dir, strategy, *, resume=False, echo=print, tty=False, s
     Raises:
       WorkerError: the chief's data stage did not appear in time.
     """
-    # The runner's own key and seed rules, so that every worker agrees with the chief.
-    from tfkd.pipeline import runner
-
     chief = RunFolder(out_dir)
-    own = RunFolder(tempfile.mkdtemp(prefix="tfkd-worker-"))
+    scratch = RunFolder(tempfile.mkdtemp(prefix="tfkd-worker-"))
     raw = to_dict(cfg)
-    keys, found = {}, {}
+    keys, product_dirs = {}, {}
     metrics = {"distribute": {"strategy": distribute.name_of(strategy),
                               "replicas": distribute.replicas(strategy)}}
     try:
@@ -85,52 +82,42 @@ def run_worker(cfg, out_dir, strategy, *, resume=False, echo=print, tty=False, s
                 continue
             name = stage.name
             reads = {arg: src for arg, src in stage.inputs.items() if src in keys}
-            inputs_keys = {src: keys[src] for src in reads.values()}
-            if name == "data":
-                inputs_keys["data files"] = runner._data_manifest(cfg)
-            keys[name] = runner.stage_key(stage, raw, inputs_keys)
+            keys[name] = next_key(stage, cfg, raw, keys)
             if name == "data":
                 _wait_for(chief, name, keys[name], echo, wait_s)
-                found[name] = chief.stage(name)
-            elif name in runner._TRAINING:
+                product_dirs[name] = chief.stage(name)
+            elif stage.trains:
                 record = chief.record(name) if resume else None
                 if record is not None and record.get("key") == keys[name]:
                     echo(f"[{name}] unchanged, skipped (--resume)")
-                    found[name] = chief.stage(name)
+                    product_dirs[name] = chief.stage(name)
                 else:
-                    metrics[name] = _train(stage, cfg, chief, own, reads, found, strategy, echo, tty)
-                    found[name] = own.stage(name)
+                    metrics[name] = _train(stage, cfg, chief, scratch, reads, product_dirs, strategy,
+                                           echo, tty)
+                    product_dirs[name] = scratch.stage(name)
             if stop_after == name:
                 return metrics
         # Quantize and export are the chief's. Waiting for them keeps this worker in the
         # cluster, so the chief's coordination service sees no task vanish mid-run.
-        last = [s.name for s in stage_lib.STAGES if s.enabled(cfg)][-1]
-        if last not in runner._TRAINING:
-            _wait_for(chief, last, keys[last], echo, wait_s)
+        last = [s for s in stage_lib.STAGES if s.enabled(cfg)][-1]
+        if not last.trains:
+            _wait_for(chief, last.name, keys[last.name], echo, wait_s)
         return metrics
     finally:
-        shutil.rmtree(own.root, ignore_errors=True)
+        shutil.rmtree(scratch.root, ignore_errors=True)
 
 
-def _train(stage, cfg, chief, own, reads, found, strategy, echo, tty):
-    from tfkd.pipeline import runner
-
+def _train(stage, cfg, chief, scratch, reads, product_dirs, strategy, echo, tty):
     name = stage.name
     echo(f"[{name}] running (worker {distribute.worker()[1]})")
-    partial = own.partial(name)
+    partial = scratch.partial(name)
     os.makedirs(partial)
-    seed = runner._stage_seed(cfg.seed, name)
-    runner._seed_everything(seed)
     # Checkpoints under the chief's backup folder: Keras gives each non-chief worker a
     # temporary sub-folder there and removes it when training ends.
-    ctx = stage_lib.Context(seed=seed, tty=tty, echo=echo, folder=partial,
+    ctx = stage_lib.Context(seed=stage_seed(cfg.seed, name), tty=tty, echo=echo, folder=partial,
                             backups=chief.backup(name))
-    view = types.SimpleNamespace(**{s: getattr(cfg, s) for s in stage.config})
-    with strategy.scope():
-        inputs = {arg: (load(reads[arg], found[reads[arg]]) if arg in reads else None)
-                  for arg in stage.inputs}
-        product, metrics = stage.run(view, ctx, **inputs)
-    save(name, partial, product)
-    os.replace(partial, own.stage(name))
+    metrics = run_stage(stage, cfg, ctx, strategy=strategy, reads=reads,
+                        load=lambda src: load(src, product_dirs[src]))
+    os.replace(partial, scratch.stage(name))
     echo(f"[{name}] done (worker {distribute.worker()[1]})")
-    return runner._clean(metrics)
+    return metrics

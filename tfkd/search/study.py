@@ -19,8 +19,6 @@ measured sizes and never trains.
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -30,6 +28,7 @@ import optuna
 
 from tfkd.config import ConfigError, to_dict
 from tfkd.pipeline.artifacts import RunFolder, load_data, load_quantized
+from tfkd.pipeline import keys as keys_lib
 from tfkd.pipeline import runner as runner_lib
 from tfkd.pipeline import stages as stage_lib
 from tfkd.pipeline.runner import BudgetError, run_pipeline
@@ -51,10 +50,6 @@ class SearchError(RuntimeError):
 
 class _TrialFailed(RuntimeError):
     """A trial whose pipeline failed; the search goes on."""
-
-
-def _hash(obj):
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _set_constraints(trial, values, budgets_ok=True):
@@ -83,10 +78,11 @@ def _fingerprint(cfg, settings):
     raw = to_dict(cfg)
     raw.pop("search", None)
     raw.pop("name", None)
-    parts = {k: _hash(v) for k, v in raw.items()}
-    parts["search.budget"] = _hash(dataclasses.asdict(settings.budget))
-    parts["search.space"] = _hash([dataclasses.asdict(d) for d in settings.space])
-    parts["search.sampler"] = _hash([settings.sampler, settings.seed, settings.startup_trials])
+    parts = {k: keys_lib.short_hash(v, 12) for k, v in raw.items()}
+    parts["search.budget"] = keys_lib.short_hash(dataclasses.asdict(settings.budget), 12)
+    parts["search.space"] = keys_lib.short_hash([dataclasses.asdict(d) for d in settings.space], 12)
+    parts["search.sampler"] = keys_lib.short_hash([settings.sampler, settings.seed,
+                                                   settings.startup_trials], 12)
     return parts
 
 
@@ -158,7 +154,7 @@ def _shared_keys(cfg):
     raw, keys = to_dict(cfg), {}
     for stage in stage_lib.STAGES:
         if stage.name in _shared_stages(cfg) and stage.enabled(cfg):
-            keys[stage.name] = runner_lib.next_key(stage, cfg, raw, keys)
+            keys[stage.name] = keys_lib.next_key(stage, cfg, raw, keys)
     return keys
 
 
